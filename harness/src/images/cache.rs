@@ -1,0 +1,348 @@
+//! The on-disk cache shared by every `repro` process of a user.
+//!
+//! Layout under the root (by default `$XDG_CACHE_HOME/repro` or `~/.cache/repro`):
+//!
+//! ```text
+//! blobs/sha256/<first two hex digits>/<sha256>   content-addressed files (.deb, .rpm)
+//! locks/<name>.lock                              advisory locks (flock), one per thing being built
+//! <kind>/...                                     anything else, by kind (see `Cache::dir`)
+//! ```
+//!
+//! Writers never leave half-written files behind: they write to a temporary file in the
+//! destination's folder and rename it into place (`atomic_write`, `Cache::blob_tempfile`).
+//! Processes that build the same thing serialize on `Cache::lock`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use fs4::fs_std::FileExt;
+use sha2::{Digest, Sha256};
+
+/// What went wrong in the cache.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot create cache folder {path}: {source}; check that the cache root is writable or point XDG_CACHE_HOME elsewhere")]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("cannot lock {path}: {source}; check that the cache root is on a local, writable filesystem")]
+    Lock { path: PathBuf, source: io::Error },
+    #[error(
+        "cannot write {path}: {source}; check free disk space and permissions of the cache root"
+    )]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("`{0}` is not a sha256 digest (64 lowercase hex digits)")]
+    BadDigest(String),
+}
+
+pub type Result<T, E = CacheError> = std::result::Result<T, E>;
+
+/// A cache root folder. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    pub fn new(root: PathBuf) -> Self {
+        Cache { root }
+    }
+
+    /// `$XDG_CACHE_HOME/repro` if that variable is set to an absolute path, else
+    /// `$HOME/.cache/repro`, else `<temp dir>/repro-cache` (no home at all, e.g. in a bare container).
+    pub fn default_root() -> PathBuf {
+        default_root_from(
+            std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from),
+            std::env::var_os("HOME").map(PathBuf::from),
+        )
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder `root/<kind>`, created if missing. `kind` may contain `/` for sub folders.
+    pub fn dir(&self, kind: &str) -> Result<PathBuf> {
+        let path = self.root.join(kind);
+        create_dir_all(&path)?;
+        Ok(path)
+    }
+
+    /// Where the blob with this sha256 lives (whether or not it exists yet).
+    /// Panics on a digest that is not 64 hex digits: callers pass digests from an index or
+    /// from `sha256_file`, and a malformed one would be a bug (use `check_digest` first for
+    /// untrusted input).
+    pub fn blob_path(&self, sha256_hex: &str) -> PathBuf {
+        assert!(
+            is_sha256_hex(sha256_hex),
+            "blob_path needs a sha256 hex digest, got {sha256_hex:?}"
+        );
+        let lower = sha256_hex.to_ascii_lowercase();
+        self.root.join("blobs/sha256").join(&lower[..2]).join(lower)
+    }
+
+    /// A temporary file in the blob folder, to be renamed onto `blob_path` once verified
+    /// (same filesystem, so the rename is atomic). Dropped without persisting, it is removed.
+    pub fn blob_tempfile(&self) -> Result<tempfile::NamedTempFile> {
+        let dir = self.dir("blobs/tmp")?;
+        tempfile::Builder::new()
+            .prefix(".partial-")
+            .tempfile_in(&dir)
+            .map_err(|source| CacheError::Write { path: dir, source })
+    }
+
+    /// Takes the exclusive lock `root/locks/<name>.lock`, blocking until it is free.
+    /// The lock is held until the returned guard is dropped (or the process dies: flock).
+    /// Characters other than `[A-Za-z0-9._-]` in `name` are replaced by `_`.
+    pub fn lock(&self, name: &str) -> Result<CacheLock> {
+        let path = self.lock_path(name)?;
+        let file = open_lock_file(&path)?;
+        match file.try_lock_exclusive() {
+            Ok(()) => {}
+            Err(_) => {
+                // Someone else holds it: wait for them (they are building the same thing).
+                file.lock_exclusive().map_err(|source| CacheError::Lock {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(CacheLock { _file: file, path })
+    }
+
+    /// Like `lock` but returns `None` instead of waiting when another process holds it.
+    pub fn try_lock(&self, name: &str) -> Result<Option<CacheLock>> {
+        let path = self.lock_path(name)?;
+        let file = open_lock_file(&path)?;
+        match file.try_lock_exclusive() {
+            Ok(()) => Ok(Some(CacheLock { _file: file, path })),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(None),
+            Err(source) => Err(CacheError::Lock { path, source }),
+        }
+    }
+
+    fn lock_path(&self, name: &str) -> Result<PathBuf> {
+        let dir = self.dir("locks")?;
+        Ok(dir.join(format!("{}.lock", sanitize_name(name))))
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|source| CacheError::Lock {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// An exclusive advisory lock; released on drop.
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl CacheLock {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Pure part of `Cache::default_root`.
+pub fn default_root_from(xdg_cache_home: Option<PathBuf>, home: Option<PathBuf>) -> PathBuf {
+    if let Some(x) = xdg_cache_home.filter(|p| p.is_absolute()) {
+        return x.join("repro");
+    }
+    if let Some(h) = home.filter(|p| !p.as_os_str().is_empty()) {
+        return h.join(".cache").join("repro");
+    }
+    std::env::temp_dir().join("repro-cache")
+}
+
+/// Replaces every character outside `[A-Za-z0-9._-]` by `_` (and a leading `.` too, so
+/// names never become hidden or `..`).
+pub fn sanitize_name(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with('.') || s.is_empty() {
+        s.insert(0, '_');
+    }
+    s
+}
+
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Checks an untrusted digest (from a manifest, say) before it is used as a path.
+pub fn check_digest(s: &str) -> Result<String> {
+    if is_sha256_hex(s) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(CacheError::BadDigest(s.to_string()))
+    }
+}
+
+pub(crate) fn create_dir_all(path: &Path) -> Result<()> {
+    fs::create_dir_all(path).map_err(|source| CacheError::CreateDir {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
+/// Readers see either the old content or the new, never a part. Creates the parent folder.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    create_dir_all(&dir)?;
+    let err = |source| CacheError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(&dir)
+        .map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+/// Like `atomic_write`, but the content comes from a reader (for large files).
+pub fn atomic_write_from(path: &Path, reader: &mut dyn Read) -> Result<u64> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    create_dir_all(&dir)?;
+    let err = |source| CacheError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(&dir)
+        .map_err(err)?;
+    let n = io::copy(reader, &mut tmp).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(n)
+}
+
+/// The sha256 of a file, as lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let err = |source| CacheError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = File::open(path).map_err(err)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The sha256 of some bytes, as lowercase hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case(Some("/x/cache"), Some("/home/u"), "/x/cache/repro")]
+    #[case(Some("relative"), Some("/home/u"), "/home/u/.cache/repro")]
+    #[case(None, Some("/home/u"), "/home/u/.cache/repro")]
+    fn default_root_rules(
+        #[case] xdg: Option<&str>,
+        #[case] home: Option<&str>,
+        #[case] want: &str,
+    ) {
+        assert_eq!(
+            default_root_from(xdg.map(PathBuf::from), home.map(PathBuf::from)),
+            PathBuf::from(want)
+        );
+    }
+
+    #[test]
+    fn default_root_without_home_is_in_temp() {
+        assert!(default_root_from(None, None).starts_with(std::env::temp_dir()));
+    }
+
+    #[rstest]
+    #[case("kernel-abc", "kernel-abc")]
+    #[case("a/b c", "a_b_c")]
+    #[case("..", "_..")]
+    #[case("", "_")]
+    fn sanitize(#[case] input: &str, #[case] want: &str) {
+        assert_eq!(sanitize_name(input), want);
+    }
+
+    #[test]
+    fn blob_path_is_sharded() {
+        let c = Cache::new(PathBuf::from("/c"));
+        let d = "AB".to_string() + &"0".repeat(62);
+        assert_eq!(
+            c.blob_path(&d),
+            PathBuf::from(format!("/c/blobs/sha256/ab/ab{}", "0".repeat(62)))
+        );
+        assert!(check_digest("xyz").is_err());
+    }
+
+    #[test]
+    fn atomic_write_and_hash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("sub/file");
+        atomic_write(&p, b"hello").unwrap();
+        atomic_write(&p, b"hello").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"hello");
+        assert_eq!(
+            sha256_file(&p).unwrap(),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!(sha256_bytes(b"hello"), sha256_file(&p).unwrap());
+        // No temporary files left behind.
+        assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn lock_is_exclusive_until_drop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = Cache::new(tmp.path().to_path_buf());
+        let g = c.lock("thing/1").unwrap();
+        assert!(g.path().ends_with("locks/thing_1.lock"));
+        // flock locks are per open file description, so a second open in the same process
+        // contends like another process would.
+        assert!(c.try_lock("thing/1").unwrap().is_none());
+        drop(g);
+        assert!(c.try_lock("thing/1").unwrap().is_some());
+    }
+}

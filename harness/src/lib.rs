@@ -1,0 +1,16 @@
+//! `repro`: reproduce known Kubernetes-node and Linux-kernel failures inside
+//! QEMU guests and record the verdicts.
+//!
+//! Data flows `plan → images → vm → guest → outcome → events → report`; see
+//! ARCHITECTURE.md for the map and the invariants.
+
+pub mod guest;
+pub mod images;
+pub mod kit;
+pub mod model;
+pub mod paths;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod tomlfile;
+pub mod vm;

@@ -1,0 +1,178 @@
+//! Types shared by the runner and the reporters: outcomes, timings, metrics
+//! and the per-attempt record. All serializable; the run summary is built
+//! from these.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What one attempt of one cell ended as.
+///
+/// The first three come from the scenario script; the rest from the harness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The failure signature was observed.
+    Reproduced,
+    /// The scenario ran fully and the signature was not observed.
+    NotReproduced,
+    /// A requirement is missing; the reason says which.
+    Skipped,
+    /// The guest kernel panicked or oopsed.
+    Crashed,
+    /// No progress within the scenario's time limit.
+    Timeout,
+    /// Infrastructure failed (download, image, QEMU, SSH) or the script broke
+    /// its contract; never a scenario verdict.
+    Error,
+    /// The run was interrupted before this attempt finished.
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Reproduced => "reproduced",
+            Outcome::NotReproduced => "not-reproduced",
+            Outcome::Skipped => "skipped",
+            Outcome::Crashed => "crashed",
+            Outcome::Timeout => "timeout",
+            Outcome::Error => "error",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a verdict a scenario script may write (only the first three).
+    pub fn from_script(s: &str) -> Option<Outcome> {
+        match s {
+            "reproduced" => Some(Outcome::Reproduced),
+            "not-reproduced" => Some(Outcome::NotReproduced),
+            "skipped" => Some(Outcome::Skipped),
+            _ => None,
+        }
+    }
+
+    /// True for verdicts about the scenario (as opposed to the harness).
+    pub fn is_verdict(self) -> bool {
+        matches!(
+            self,
+            Outcome::Reproduced | Outcome::NotReproduced | Outcome::Skipped
+        )
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A phase of one attempt, used in timings, errors and progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Image,
+    Boot,
+    Scenario,
+    Teardown,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Image => "image",
+            Phase::Boot => "boot",
+            Phase::Scenario => "scenario",
+            Phase::Teardown => "teardown",
+        }
+    }
+}
+
+/// Wall-clock seconds per phase, measured by the harness.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub image: f64,
+    pub boot: f64,
+    pub scenario: f64,
+    pub teardown: f64,
+    pub total: f64,
+}
+
+/// A named value reported by a scenario (number or text) with its unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub value: serde_json::Value,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+}
+
+/// A curve reported by a scenario, e.g. latency against dying memcgs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    #[serde(default)]
+    pub x_unit: String,
+    #[serde(default)]
+    pub y_unit: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Something the console classifier found (panic, oops, warning...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleFinding {
+    pub kind: String,
+    pub title: String,
+    pub excerpt: String,
+}
+
+/// Paths of an attempt's artefacts, relative to the run's results folder.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Artifacts {
+    pub dir: String,
+    pub console: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub result: String,
+}
+
+/// The resolved kernel a cell ran on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KernelInfo {
+    /// What the user asked for (`6.1`, `bookworm`, a path...).
+    pub alias: String,
+    pub package: Option<String>,
+    pub version: Option<String>,
+    /// `uname -r` of the guest kernel.
+    pub release: String,
+    pub sha256: String,
+}
+
+/// One attempt of one cell: everything needed to judge and re-render it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: u32,
+    pub outcome: Outcome,
+    pub reason: String,
+    /// Phase in which a harness outcome (error, timeout, crash) happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    pub accel: String,
+    pub machine: String,
+    pub kernel: KernelInfo,
+    #[serde(default)]
+    pub image_sha256: String,
+    pub timings: Timings,
+    #[serde(default)]
+    pub metrics: BTreeMap<String, Metric>,
+    #[serde(default)]
+    pub series: BTreeMap<String, Series>,
+    /// Crash report when `outcome` is `crashed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash: Option<ConsoleFinding>,
+    /// Warnings seen on the console that did not change the outcome.
+    #[serde(default)]
+    pub warnings: Vec<ConsoleFinding>,
+    /// Exit status of the scenario's entry script, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+    pub artifacts: Artifacts,
+    pub started_at: String,
+}

@@ -1,0 +1,11 @@
+//! The run summary (one serializable record of a run) and the reporters
+//! that render it. Reporters never run anything: they read a
+//! [`RunSummary`] or the runner's events.
+//!
+//! Invariant: every report file is rendered from `summary.json`'s type, so
+//! `repro report DIR` can re-render all of them.
+
+pub mod summary;
+pub mod terminal;
+
+pub use summary::{CellRecord, RunMeta, RunSummary, SCHEMA_VERSION};

@@ -1,0 +1,224 @@
+//! `summary.json`: schema-versioned record of every cell and attempt.
+
+use crate::model::{Attempt, Outcome};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Bumped on incompatible changes to the summary's shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Facts about the run as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub repro_version: String,
+    pub qemu_version: String,
+    pub host_kernel: String,
+    pub accel: String,
+    pub accel_reason: String,
+    /// Guest image sha256 by kernel alias.
+    #[serde(default)]
+    pub images: BTreeMap<String, String>,
+    pub command: String,
+}
+
+/// One cell: a scenario with its parameters on one kernel (and later one
+/// kubelet profile, driver and cgroup version), with every attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellRecord {
+    pub id: String,
+    pub scenario: String,
+    pub kernel: String,
+    pub cgroup: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    pub params: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_metric: Option<String>,
+    pub attempts: Vec<Attempt>,
+}
+
+impl CellRecord {
+    /// The cell's outcome: the last attempt's (all attempts are kept).
+    pub fn outcome(&self) -> Outcome {
+        self.attempts
+            .last()
+            .map(|a| a.outcome)
+            .unwrap_or(Outcome::Cancelled)
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub started_at: String,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    /// False while the run is going on or when it was interrupted.
+    #[serde(default)]
+    pub complete: bool,
+    pub meta: RunMeta,
+    pub cells: Vec<CellRecord>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SummaryError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a repro summary: {source}")]
+    Parse {
+        path: std::path::PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path} has schema version {found}; this repro reads version {SCHEMA_VERSION}")]
+    Version {
+        path: std::path::PathBuf,
+        found: u32,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl RunSummary {
+    /// Writes `dir/summary.json` atomically (temp file + rename).
+    pub fn write(&self, dir: &Path) -> Result<(), SummaryError> {
+        let path = dir.join("summary.json");
+        let json = serde_json::to_vec_pretty(self).expect("summary serializes");
+        write_atomic(&path, &json).map_err(|source| SummaryError::Write { path, source })
+    }
+
+    /// Reads `dir/summary.json` (or a summary file given directly).
+    pub fn read(path: &Path) -> Result<RunSummary, SummaryError> {
+        let path = if path.is_dir() {
+            path.join("summary.json")
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read(&path).map_err(|source| SummaryError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|source| SummaryError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+        let found = v
+            .get("schema_version")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as u32;
+        if found != SCHEMA_VERSION {
+            return Err(SummaryError::Version { path, found });
+        }
+        serde_json::from_value(v).map_err(|source| SummaryError::Parse { path, source })
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.flush()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::*;
+
+    pub fn attempt(outcome: Outcome) -> Attempt {
+        Attempt {
+            number: 1,
+            outcome,
+            reason: "why".into(),
+            phase: None,
+            accel: "tcg".into(),
+            machine: "microvm".into(),
+            kernel: KernelInfo {
+                alias: "6.1".into(),
+                package: Some("linux-image-6.1.0-50-amd64-unsigned".into()),
+                version: Some("6.1.176-1".into()),
+                release: "6.1.0-50-amd64".into(),
+                sha256: "ab".into(),
+            },
+            image_sha256: "cd".into(),
+            timings: Timings {
+                image: 0.1,
+                boot: 2.0,
+                scenario: 3.0,
+                teardown: 0.1,
+                total: 5.2,
+            },
+            metrics: [(
+                "created".to_string(),
+                Metric {
+                    value: serde_json::json!(65533),
+                    unit: "cgroups".into(),
+                },
+            )]
+            .into(),
+            series: Default::default(),
+            crash: None,
+            warnings: vec![],
+            exit_status: Some(0),
+            artifacts: Artifacts::default(),
+            started_at: "2026-11-22T20:00:00Z".into(),
+        }
+    }
+
+    pub fn summary() -> RunSummary {
+        RunSummary {
+            schema_version: SCHEMA_VERSION,
+            run_id: "r1".into(),
+            started_at: "2026-11-22T20:00:00Z".into(),
+            finished_at: Some("2026-11-22T20:01:00Z".into()),
+            complete: true,
+            meta: RunMeta::default(),
+            cells: vec![CellRecord {
+                id: "memcg-fill/kernel=6.1/cgroup=v1".into(),
+                scenario: "memcg-fill".into(),
+                kernel: "6.1".into(),
+                cgroup: "v1".into(),
+                kubelet: None,
+                driver: None,
+                params: [("limit".to_string(), "100".to_string())].into(),
+                key_metric: Some("created".into()),
+                attempts: vec![attempt(Outcome::Reproduced)],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips_through_disk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = summary();
+        s.write(tmp.path()).unwrap();
+        let back = RunSummary::read(tmp.path()).unwrap();
+        assert_eq!(back, s);
+        let text = std::fs::read_to_string(tmp.path().join("summary.json")).unwrap();
+        assert!(text.contains("\"outcome\": \"reproduced\""), "{text}");
+        assert!(text.contains("\"schema_version\": 1"));
+    }
+
+    #[test]
+    fn rejects_other_schema_versions() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("summary.json"), r#"{"schema_version": 99}"#).unwrap();
+        let e = RunSummary::read(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("schema version 99"), "{e}");
+    }
+}

@@ -1,0 +1,201 @@
+//! The terminal reporter: indicatif progress while a run goes on, one
+//! human line per finished cell. On a non-terminal (CI logs) it prints
+//! plain lines instead of bars.
+
+use crate::model::{Attempt, Outcome};
+use crate::run::events::{Event, EventSink};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Renders events on stderr (progress) and stdout (result lines).
+pub struct TerminalReporter {
+    mp: MultiProgress,
+    tty: bool,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Default for TerminalReporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TerminalReporter {
+    pub fn new() -> TerminalReporter {
+        let tty = std::io::stderr().is_terminal();
+        let mp = MultiProgress::with_draw_target(if tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        TerminalReporter {
+            mp,
+            tty,
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn line(&self, s: &str) {
+        if self.tty {
+            let _ = self.mp.println(s);
+        } else {
+            println!("{s}");
+        }
+    }
+
+    fn note(&self, s: &str) {
+        if self.tty {
+            let _ = self.mp.println(s);
+        } else {
+            eprintln!("{s}");
+        }
+    }
+
+    fn bar(&self, key: &str, make: impl FnOnce() -> ProgressBar) -> ProgressBar {
+        let mut bars = self.bars.lock().unwrap();
+        bars.entry(key.to_string())
+            .or_insert_with(|| self.mp.add(make()))
+            .clone()
+    }
+
+    fn finish_bar(&self, key: &str) {
+        if let Some(b) = self.bars.lock().unwrap().remove(key) {
+            b.finish_and_clear();
+            self.mp.remove(&b);
+        }
+    }
+}
+
+/// The one-line summary of a finished attempt.
+pub fn attempt_line(id: &str, a: &Attempt, key_metric: Option<&str>) -> String {
+    let symbol = match a.outcome {
+        Outcome::Reproduced => "●",
+        Outcome::NotReproduced => "○",
+        Outcome::Skipped => "-",
+        Outcome::Crashed => "✗",
+        Outcome::Timeout => "⧗",
+        Outcome::Error => "!",
+        Outcome::Cancelled => "×",
+    };
+    let metric = key_metric
+        .and_then(|k| a.metrics.get(k).map(|m| (k, m)))
+        .map(|(k, m)| {
+            let v = match &m.value {
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            format!(
+                " {k}={v}{}",
+                if m.unit.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", m.unit)
+                }
+            )
+        })
+        .unwrap_or_default();
+    let mut reason = a.reason.lines().next().unwrap_or("").to_string();
+    if reason.chars().count() > 110 {
+        reason = reason.chars().take(107).collect::<String>() + "...";
+    }
+    format!(
+        "{symbol} {id}  {}{metric}  [boot {:.1} s, scenario {:.1} s, total {:.1} s]  {reason}",
+        a.outcome, a.timings.boot, a.timings.scenario, a.timings.total
+    )
+}
+
+impl EventSink for TerminalReporter {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::RunStarted { run_id, dir, cells } => {
+                self.note(&format!(
+                    "repro run {run_id}: {cells} cell(s); results in {}",
+                    dir.display()
+                ));
+            }
+            Event::Info(s) => self.note(s),
+            Event::Download { what, done, total } => {
+                let b = self.bar(&format!("dl:{what}"), || {
+                    let b = ProgressBar::new(*total);
+                    b.set_style(
+                        ProgressStyle::with_template(
+                            "{msg:40!} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+                        )
+                        .unwrap(),
+                    );
+                    b.set_message(what.clone());
+                    b
+                });
+                if *total > 0 {
+                    b.set_length(*total);
+                }
+                b.set_position(*done);
+            }
+            Event::DownloadFinished { what } => {
+                self.finish_bar(&format!("dl:{what}"));
+                if !self.tty {
+                    eprintln!("downloaded {what}");
+                }
+            }
+            Event::CellStarted { id } => {
+                let b = self.bar(id, || {
+                    let b = ProgressBar::new_spinner();
+                    b.set_style(
+                        ProgressStyle::with_template("{spinner} {prefix} {msg} ({elapsed})")
+                            .unwrap(),
+                    );
+                    b.set_prefix(id.clone());
+                    b.enable_steady_tick(Duration::from_millis(200));
+                    b
+                });
+                b.set_message("starting");
+            }
+            Event::Phase { id, phase, detail } => {
+                if let Some(b) = self.bars.lock().unwrap().get(id) {
+                    b.set_message(format!("{}: {detail}", phase.as_str()));
+                }
+                if !self.tty {
+                    eprintln!("{id}: {} ({detail})", phase.as_str());
+                }
+            }
+            Event::AttemptFinished {
+                id,
+                attempt,
+                key_metric,
+            } => {
+                self.finish_bar(id);
+                self.line(&attempt_line(id, attempt, key_metric.as_deref()));
+            }
+            Event::RunFinished { dir, interrupted } => {
+                if *interrupted {
+                    self.note(&format!(
+                        "interrupted: partial results written to {}",
+                        dir.display()
+                    ));
+                } else {
+                    self.note(&format!("results: {}", dir.join("summary.json").display()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::summary::tests::attempt;
+
+    #[test]
+    fn line_has_outcome_metric_and_timings() {
+        let a = attempt(Outcome::Reproduced);
+        let l = attempt_line("memcg-fill/kernel=6.1/cgroup=v1", &a, Some("created"));
+        assert!(
+            l.starts_with("● memcg-fill/kernel=6.1/cgroup=v1  reproduced created=65533 cgroups"),
+            "{l}"
+        );
+        assert!(l.contains("boot 2.0 s, scenario 3.0 s, total 5.2 s"), "{l}");
+    }
+}

@@ -1,0 +1,373 @@
+//! One attempt of one cell: boot, connect, upload, run, fetch, judge,
+//! tear down. Every failure becomes a recorded outcome, never a panic.
+
+use super::events::{Event, EventSink};
+use super::prepare::PreparedKernel;
+use super::result::{self, ScriptEnd};
+use crate::guest::{self, GuestError, GuestSession, KeyPair};
+use crate::model::{Artifacts, Attempt, Outcome, Phase, Timings};
+use crate::scenario::{self, Scenario};
+use crate::vm::console::Severity;
+use crate::vm::{Accel, Vm, VmSpec};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a cell runs: a scenario with parameters on one kernel.
+#[derive(Debug, Clone)]
+pub struct CellPlan {
+    pub id: String,
+    pub scenario: Scenario,
+    pub kernel: String,
+    pub cgroup: String,
+    pub params: BTreeMap<String, String>,
+    /// Extra `REPRO_*` variables (kubelet profile values).
+    pub extra_env: Vec<(String, String)>,
+    pub memory_mib: Option<u32>,
+}
+
+/// Settings shared by all cells of a run.
+pub struct RunContext<'a> {
+    pub qemu: PathBuf,
+    pub accel: Accel,
+    pub key: &'a KeyPair,
+    pub run_dir: &'a Path,
+    pub boot_timeout: Duration,
+    pub cancel: Arc<AtomicBool>,
+    pub sink: &'a dyn EventSink,
+}
+
+/// The cell's folder name (ids contain `/`).
+pub fn cell_dir_name(id: &str) -> String {
+    id.replace('/', "__")
+}
+
+/// Runs attempt `number` of `cell` and records everything under
+/// `run_dir/<cell>/attempt-<n>/`.
+pub fn run_attempt(
+    ctx: &RunContext,
+    cell: &CellPlan,
+    kernel: &PreparedKernel,
+    number: u32,
+) -> Attempt {
+    let started = Instant::now();
+    let rel_dir = format!("{}/attempt-{number}", cell_dir_name(&cell.id));
+    let dir = ctx.run_dir.join(&rel_dir);
+    let _ = std::fs::create_dir_all(&dir);
+    let artifacts = Artifacts {
+        dir: rel_dir.clone(),
+        console: format!("{rel_dir}/console.log"),
+        stdout: format!("{rel_dir}/stdout.log"),
+        stderr: format!("{rel_dir}/stderr.log"),
+        result: format!("{rel_dir}/out/result.jsonl"),
+    };
+    let mut attempt = Attempt {
+        number,
+        outcome: Outcome::Error,
+        reason: String::new(),
+        phase: None,
+        accel: ctx.accel.as_str().into(),
+        machine: kernel.machine.as_str().into(),
+        kernel: kernel.info.clone(),
+        image_sha256: kernel.image_sha256.clone(),
+        timings: Timings {
+            image: kernel.image_secs,
+            ..Default::default()
+        },
+        metrics: BTreeMap::new(),
+        series: BTreeMap::new(),
+        crash: None,
+        warnings: vec![],
+        exit_status: None,
+        artifacts,
+        started_at: super::now_rfc3339(),
+    };
+
+    if !cell.scenario.supports_cgroup(&cell.cgroup) {
+        attempt.outcome = Outcome::Skipped;
+        attempt.reason = format!(
+            "scenario {} supports cgroup {}, not {}",
+            cell.scenario.name(),
+            cell.scenario.manifest.cgroup.join("/"),
+            cell.cgroup
+        );
+        finish(&mut attempt, started, &dir);
+        return attempt;
+    }
+
+    ctx.sink.event(&Event::Phase {
+        id: cell.id.clone(),
+        phase: Phase::Boot,
+        detail: format!(
+            "{} {} {}",
+            kernel.machine.as_str(),
+            ctx.accel.as_str(),
+            kernel.info.release
+        ),
+    });
+    let boot_start = Instant::now();
+    let mut vm = match boot(ctx, cell, kernel, &dir) {
+        Ok(vm) => vm,
+        Err((outcome, reason)) => {
+            attempt.outcome = outcome;
+            attempt.reason = reason;
+            attempt.phase = Some(Phase::Boot);
+            attempt.timings.boot = boot_start.elapsed().as_secs_f64();
+            finish(&mut attempt, started, &dir);
+            return attempt;
+        }
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], vm.spec.ssh_port));
+    let deadline = Instant::now() + ctx.boot_timeout;
+    let session = {
+        let cancel = ctx.cancel.clone();
+        let mut watch = || guest_gone(&mut vm, &cancel);
+        GuestSession::connect(
+            addr,
+            ctx.key,
+            Some(&kernel.host_key_blob),
+            deadline,
+            &mut watch,
+        )
+    };
+    attempt.timings.boot = boot_start.elapsed().as_secs_f64();
+    let session = match session {
+        Ok(s) => s,
+        Err(e) => {
+            vm.kill();
+            let (outcome, reason) = if let Some(c) = vm.console.crash() {
+                let r = c.title.clone();
+                attempt.crash = Some(c);
+                (Outcome::Crashed, r)
+            } else if ctx.cancel.load(Ordering::SeqCst) {
+                (
+                    Outcome::Cancelled,
+                    "the run was interrupted during boot".into(),
+                )
+            } else {
+                (
+                    Outcome::Error,
+                    format!(
+                        "the guest did not become reachable over SSH: {e}; last console lines:\n{}",
+                        vm.console.tail(15)
+                    ),
+                )
+            };
+            attempt.outcome = outcome;
+            attempt.reason = reason;
+            attempt.phase = Some(Phase::Boot);
+            attempt.warnings = vm.console.findings(Severity::Warning);
+            finish(&mut attempt, started, &dir);
+            return attempt;
+        }
+    };
+
+    ctx.sink.event(&Event::Phase {
+        id: cell.id.clone(),
+        phase: Phase::Scenario,
+        detail: cell.scenario.name().into(),
+    });
+    let scen_start = Instant::now();
+    let end = run_scenario(ctx, cell, &session, &mut vm, &dir);
+    attempt.timings.scenario = scen_start.elapsed().as_secs_f64();
+
+    // Fetch whatever the scenario left, even after a failure, if the guest
+    // still answers.
+    let teardown_start = Instant::now();
+    let out_dir = dir.join("out");
+    let _ = std::fs::create_dir_all(&out_dir);
+    if !matches!(end, ScriptEnd::Lost(_)) && vm.exited().is_none() {
+        if let Ok(tar) = session.download_tar("/repro/out") {
+            let _ = tar::Archive::new(&tar[..]).unpack(&out_dir);
+        }
+    }
+    let script = result::parse_result(
+        &std::fs::read_to_string(out_dir.join("result.jsonl")).unwrap_or_default(),
+    );
+    drop(session);
+    vm.kill();
+    let crash = vm.console.crash();
+    let stderr_tail = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    let (outcome, reason, phase) = result::decide(&end, &script, crash.as_ref(), &stderr_tail);
+    attempt.outcome = outcome;
+    attempt.reason = reason;
+    attempt.phase = phase;
+    attempt.crash = crash;
+    attempt.exit_status = match end {
+        ScriptEnd::Exited(c) => Some(c),
+        _ => None,
+    };
+    attempt.metrics = script.metrics;
+    attempt.series = script.series;
+    attempt.warnings = vm.console.findings(Severity::Warning);
+    attempt.timings.teardown = teardown_start.elapsed().as_secs_f64();
+    finish(&mut attempt, started, &dir);
+    attempt
+}
+
+/// Why a watched guest operation should stop, if it should.
+fn guest_gone(vm: &mut Vm, cancel: &AtomicBool) -> Option<String> {
+    if cancel.load(Ordering::SeqCst) {
+        return Some("cancelled".into());
+    }
+    if let Some(c) = vm.console.crash() {
+        return Some(format!("kernel crash: {}", c.title));
+    }
+    if let Some(st) = vm.exited() {
+        return Some(format!("QEMU exited ({st})"));
+    }
+    None
+}
+
+fn finish(attempt: &mut Attempt, started: Instant, dir: &Path) {
+    attempt.timings.total = started.elapsed().as_secs_f64() + attempt.timings.image;
+    if let Ok(json) = serde_json::to_vec_pretty(attempt) {
+        let _ = crate::report::summary::write_atomic(&dir.join("result.json"), &json);
+    }
+}
+
+/// Starts QEMU, retrying when the forwarded port was taken meanwhile.
+fn boot(
+    ctx: &RunContext,
+    cell: &CellPlan,
+    kernel: &PreparedKernel,
+    dir: &Path,
+) -> Result<Vm, (Outcome, String)> {
+    let memory = cell
+        .memory_mib
+        .unwrap_or(cell.scenario.manifest.memory_mib)
+        .max(256);
+    let mut last = String::new();
+    for _ in 0..3 {
+        let port = crate::vm::free_port().map_err(|e| (Outcome::Error, e.to_string()))?;
+        let spec = VmSpec {
+            qemu: ctx.qemu.clone(),
+            accel: ctx.accel,
+            machine: kernel.machine,
+            kernel: kernel.boot_kernel.clone(),
+            initrd: kernel.image.clone(),
+            append: vec![format!("repro.key={}", ctx.key.public_base64())],
+            memory_mib: memory,
+            vcpus: cell.scenario.manifest.vcpus.max(1),
+            ssh_port: port,
+            console_log: dir.join("console.log"),
+            tsc_khz: crate::vm::qemu::host_tsc_khz(),
+        };
+        let mut vm = Vm::start(spec).map_err(|e| (Outcome::Error, e.to_string()))?;
+        // QEMU fails fast when the port is busy; otherwise it keeps running.
+        if let Some(st) = vm.wait_exit(Duration::from_millis(300)) {
+            let err = vm.stderr();
+            if err.contains("hostfwd") || err.contains("host forwarding") {
+                last = err;
+                continue;
+            }
+            return Err((
+                Outcome::Error,
+                format!("QEMU exited at start ({st}): {}", err.trim()),
+            ));
+        }
+        return Ok(vm);
+    }
+    Err((
+        Outcome::Error,
+        format!("QEMU could not forward the SSH port: {last}"),
+    ))
+}
+
+fn run_scenario(
+    ctx: &RunContext,
+    cell: &CellPlan,
+    session: &GuestSession,
+    vm: &mut Vm,
+    dir: &Path,
+) -> ScriptEnd {
+    let lib = cell
+        .scenario
+        .dir
+        .parent()
+        .map(|p| p.join("lib"))
+        .unwrap_or_default();
+    let tar = match pack_upload(&cell.scenario.dir, &lib) {
+        Ok(t) => t,
+        Err(e) => return ScriptEnd::Lost(format!("cannot pack the scenario folder: {e}")),
+    };
+    if let Err(e) = session.upload_tar("/repro", &tar) {
+        return ScriptEnd::Lost(format!("uploading the scenario failed: {e}"));
+    }
+    let mut env: Vec<(String, String)> = vec![
+        ("REPRO_RESULT".into(), "/repro/out/result.jsonl".into()),
+        ("REPRO_OUT".into(), "/repro/out".into()),
+        ("REPRO_SCENARIO_DIR".into(), "/repro/scenario".into()),
+        ("REPRO_LIB".into(), "/repro/lib".into()),
+        ("REPRO_CGROUP".into(), cell.cgroup.clone()),
+        ("REPRO_KERNEL".into(), cell.kernel.clone()),
+    ];
+    for (k, v) in &cell.params {
+        env.push((scenario::param_env_name(k), v.clone()));
+    }
+    env.extend(cell.extra_env.iter().cloned());
+    let cmd = format!(
+        "mkdir -p /repro/out && cd /repro/scenario && {} sh ./{}",
+        guest::env_prefix(&env),
+        guest::shell_quote(&cell.scenario.manifest.entry)
+    );
+    let open = |name: &str| std::fs::File::create(dir.join(name));
+    let (Ok(mut out), Ok(mut err)) = (open("stdout.log"), open("stderr.log")) else {
+        return ScriptEnd::Lost("cannot create the log files".into());
+    };
+    let timeout = Duration::from_secs(cell.scenario.manifest.timeout_s.max(1));
+    let cancel = ctx.cancel.clone();
+    let mut watch = || guest_gone(vm, &cancel);
+    match session.run(&cmd, None, &mut out, &mut err, timeout, &mut watch) {
+        Ok(code) => ScriptEnd::Exited(code),
+        Err(GuestError::Timeout(s)) => ScriptEnd::TimedOut(s),
+        Err(GuestError::Aborted(why)) if why == "cancelled" => ScriptEnd::Cancelled,
+        Err(e) => ScriptEnd::Lost(e.to_string()),
+    }
+}
+
+/// A tar with `scenario/...` (the scenario folder) and `lib/...`.
+pub fn pack_upload(scenario_dir: &Path, lib_dir: &Path) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(true);
+    b.append_dir_all("scenario", scenario_dir)?;
+    if lib_dir.is_dir() {
+        b.append_dir_all("lib", lib_dir)?;
+    }
+    b.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_holds_scenario_and_lib() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = tmp.path().join("demo");
+        let l = tmp.path().join("lib");
+        std::fs::create_dir_all(&s).unwrap();
+        std::fs::create_dir_all(&l).unwrap();
+        std::fs::write(s.join("run.sh"), "echo").unwrap();
+        std::fs::write(l.join("common.sh"), "x=1").unwrap();
+        let tar = pack_upload(&s, &l).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(&tar[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        assert!(names.contains(&"scenario/run.sh".to_string()), "{names:?}");
+        assert!(names.contains(&"lib/common.sh".to_string()), "{names:?}");
+    }
+
+    #[test]
+    fn cell_dirs_are_flat() {
+        assert_eq!(
+            cell_dir_name("memcg-fill/kernel=6.1/cgroup=v1"),
+            "memcg-fill__kernel=6.1__cgroup=v1"
+        );
+    }
+}

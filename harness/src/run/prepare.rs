@@ -1,0 +1,279 @@
+//! Getting a cell ready to boot: resolve and fetch the kernel, fetch the
+//! userland packages, build (or reuse) the initramfs, choose the
+//! accelerator. Glue between `images`, `vm` and the runner's events.
+
+use super::events::{Event, EventSink};
+use crate::guest::{keys, KeyPair};
+use crate::images::cache::Cache;
+use crate::images::debian::{self, Archive, PackageQuery};
+use crate::images::initramfs::{self, ModuleBlob, PackageTree, Userland};
+use crate::images::kernel::{self, KernelSpec, ResolvedKernel};
+use crate::model::KernelInfo;
+use crate::vm::{self, accel, Accel, AccelChoice, Machine, VmSpec};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A kernel with its guest image, ready to boot.
+#[derive(Debug, Clone)]
+pub struct PreparedKernel {
+    pub info: KernelInfo,
+    pub machine: Machine,
+    /// `vmlinux` (microvm, PVH) or the bzImage (q35).
+    pub boot_kernel: PathBuf,
+    pub image: PathBuf,
+    pub image_sha256: String,
+    pub host_key_blob: Vec<u8>,
+    /// Seconds spent getting here (0 when everything was cached).
+    pub image_secs: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Kernel(#[from] kernel::KernelError),
+    #[error(transparent)]
+    Debian(#[from] debian::DebianError),
+    #[error(transparent)]
+    Deb(#[from] crate::images::deb::DebError),
+    #[error(transparent)]
+    Cache(#[from] crate::images::cache::CacheError),
+    #[error(transparent)]
+    Initramfs(#[from] initramfs::InitramfsError),
+    #[error(transparent)]
+    Toml(#[from] crate::tomlfile::TomlFileError),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn kernels_dir(root: &Path) -> PathBuf {
+    root.join("images/kernels")
+}
+
+/// Checks a `--kernel` argument without touching the network.
+pub fn check_kernel_arg(root: &Path, arg: &str) -> Result<(), PrepareError> {
+    let manifests = kernel::load_manifests(&kernels_dir(root))?;
+    let spec = KernelSpec::parse(arg);
+    if let KernelSpec::Alias(a) = &spec {
+        kernel::resolve_alias(&manifests, a)?;
+    }
+    Ok(())
+}
+
+/// The known kernels, for `repro list` and error messages.
+pub fn kernels_text(root: &Path) -> Result<String, PrepareError> {
+    let manifests = kernel::load_manifests(&kernels_dir(root))?;
+    let mut s = String::new();
+    for m in &manifests {
+        s.push_str(&format!("  {}\n", m.label()));
+    }
+    Ok(s)
+}
+
+fn archive(cache: &Cache, mirror: Option<&str>, sink: &dyn EventSink) -> Archive {
+    let _ = sink;
+    Archive::from_discovery(debian::discover_mirror(mirror), cache.clone())
+}
+
+fn progress<'a>(sink: &'a dyn EventSink, what: String) -> impl Fn(u64, u64) + 'a {
+    move |done, total| {
+        sink.event(&Event::Download {
+            what: what.clone(),
+            done,
+            total,
+        })
+    }
+}
+
+/// Resolves and caches a kernel (`repro images fetch`).
+pub fn fetch_kernel(
+    root: &Path,
+    cache: &Cache,
+    mirror: Option<&str>,
+    arg: &str,
+    sink: &dyn EventSink,
+) -> Result<ResolvedKernel, PrepareError> {
+    let manifests = kernel::load_manifests(&kernels_dir(root))?;
+    let archive = archive(cache, mirror, sink);
+    let what = format!("kernel {arg}");
+    let k = kernel::resolve(
+        &KernelSpec::parse(arg),
+        &manifests,
+        &archive,
+        &progress(sink, what.clone()),
+    )?;
+    sink.event(&Event::DownloadFinished { what });
+    Ok(k)
+}
+
+/// Kernel + userland + image for `arg`.
+pub fn prepare_kernel(
+    root: &Path,
+    cache: &Cache,
+    mirror: Option<&str>,
+    arg: &str,
+    sink: &dyn EventSink,
+) -> Result<PreparedKernel, PrepareError> {
+    let start = Instant::now();
+    let k = fetch_kernel(root, cache, mirror, arg, sink)?;
+    let archive = archive(cache, mirror, sink);
+    let userland = Userland::load(&root.join("images/userland.toml"))?;
+    let packages = fetch_userland(&archive, cache, &userland, sink)?;
+
+    let modules = match &k.modules_dir {
+        Some(dir) => {
+            let wanted: Vec<&str> = userland.modules.iter().map(String::as_str).collect();
+            let order = kernel::module_load_order(dir, &wanted)?;
+            let mut blobs = Vec::new();
+            for m in order {
+                blobs.push(ModuleBlob {
+                    name: m.name.clone(),
+                    data: kernel::decompress_module(&m.path)?,
+                });
+            }
+            for req in &userland.required_modules {
+                let builtin = kernel::read_builtin(dir).contains(req.as_str());
+                if !builtin && !blobs.iter().any(|b| &b.name == req) {
+                    return Err(PrepareError::Other(format!(
+                        "kernel {arg} has no module {req} (needed for the guest network) in {}",
+                        dir.display()
+                    )));
+                }
+            }
+            blobs
+        }
+        None => Vec::new(),
+    };
+    let kit = crate::kit::KIT_BINARY;
+    let inputs = initramfs::Inputs {
+        userland: &userland,
+        packages: &packages,
+        kernel_sha256: &k.hash,
+        modules: &modules,
+        kit,
+    };
+    let hash = initramfs::input_hash(&inputs);
+    let dir = cache.dir("initramfs")?.join(&hash);
+    let image = dir.join("initramfs.cpio");
+    let pubfile = dir.join("hostkey.pub");
+    let done = dir.join(".complete");
+    if !done.is_file() {
+        let _lock = cache.lock(&format!("initramfs-{hash}"))?;
+        if !done.is_file() {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| PrepareError::Other(format!("{}: {e}", dir.display())))?;
+            let host_key = KeyPair::generate().map_err(|e| PrepareError::Other(e.to_string()))?;
+            let tree = initramfs::assemble(&inputs, &host_key)?;
+            let mut buf = Vec::new();
+            initramfs::write_cpio(&tree, &mut buf)?;
+            crate::images::cache::atomic_write(&image, &buf)?;
+            crate::images::cache::atomic_write(&pubfile, host_key.public_line().as_bytes())?;
+            crate::images::cache::atomic_write(&done, b"")?;
+        }
+    }
+    let public = std::fs::read_to_string(&pubfile)
+        .map_err(|e| PrepareError::Other(format!("{}: {e}", pubfile.display())))?;
+    let host_key_blob = keys::blob_from_public_line(&public).ok_or_else(|| {
+        PrepareError::Other(format!("{} holds no valid public key", pubfile.display()))
+    })?;
+
+    let (machine, boot_kernel) = match (&k.vmlinux, k.pvh) {
+        (Some(v), true) => (Machine::Microvm, v.clone()),
+        _ => (Machine::Q35, k.vmlinuz.clone()),
+    };
+    Ok(PreparedKernel {
+        info: KernelInfo {
+            alias: arg.to_string(),
+            package: k.package.clone(),
+            version: k.version.clone(),
+            release: k.release.clone(),
+            sha256: k.hash.clone(),
+        },
+        machine,
+        boot_kernel,
+        image,
+        image_sha256: hash,
+        host_key_blob,
+        image_secs: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Downloads and unpacks the userland packages (once; cached by sha256).
+pub fn fetch_userland(
+    archive: &Archive,
+    cache: &Cache,
+    userland: &Userland,
+    sink: &dyn EventSink,
+) -> Result<Vec<PackageTree>, PrepareError> {
+    let mut out = Vec::new();
+    for name in &userland.packages {
+        let q = PackageQuery {
+            suites: vec![userland.suite.clone()],
+            component: userland.component.clone(),
+            name: regex::Regex::new(&format!("^{}$", regex::escape(name)))
+                .map_err(|e| PrepareError::Other(e.to_string()))?,
+            version_prefix: None,
+        };
+        let entry = archive.newest(&q)?;
+        let what = format!("{} {}", entry.name, entry.version);
+        let deb = archive.download(&entry, &progress(sink, what.clone()))?;
+        sink.event(&Event::DownloadFinished { what });
+        let root = cache.dir("userland")?.join(&entry.sha256);
+        let done = root.join(".repro-complete");
+        if !done.is_file() {
+            let _lock = cache.lock(&format!("userland-{}", entry.sha256))?;
+            if !done.is_file() {
+                crate::images::deb::extract(&deb, &root, &|_| true)?;
+                crate::images::cache::atomic_write(&done, b"")?;
+            }
+        }
+        out.push(PackageTree {
+            name: entry.name.clone(),
+            version: entry.version.clone(),
+            sha256: entry.sha256.clone(),
+            root,
+        });
+    }
+    Ok(out)
+}
+
+/// Decides KVM or TCG once per run; `auto` probes KVM with a real boot of
+/// `p` and remembers the answer for this host boot and QEMU version.
+pub fn choose_accel(
+    cache: &Cache,
+    qemu: &Path,
+    choice: AccelChoice,
+    p: &PreparedKernel,
+    _cell: &str,
+) -> (Accel, String) {
+    let record_path = cache.root().join("accel-probe.json");
+    let cached: Option<accel::ProbeRecord> = std::fs::read(&record_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let key = accel::probe_key(&vm::qemu_version(qemu));
+    let usable = accel::kvm_device_usable(Path::new("/dev/kvm"));
+    let (a, rec, why) = accel::decide(choice, usable, cached.as_ref(), &key, || {
+        let tmp = std::env::temp_dir().join(format!("repro-kvm-probe-{}.log", std::process::id()));
+        let spec = VmSpec {
+            qemu: qemu.to_path_buf(),
+            accel: Accel::Kvm,
+            machine: p.machine,
+            kernel: p.boot_kernel.clone(),
+            initrd: p.image.clone(),
+            append: vec![],
+            memory_mib: 512,
+            vcpus: 1,
+            ssh_port: vm::free_port().unwrap_or(0),
+            console_log: tmp.clone(),
+            tsc_khz: None,
+        };
+        let r = accel::probe_boot(spec, Duration::from_secs(20));
+        let _ = std::fs::remove_file(tmp);
+        r
+    });
+    if let Some(rec) = rec {
+        if let Ok(json) = serde_json::to_vec(&rec) {
+            let _ = crate::images::cache::atomic_write(&record_path, &json);
+        }
+    }
+    (a, why)
+}

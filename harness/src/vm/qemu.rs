@@ -1,0 +1,212 @@
+//! The QEMU command line for a guest (pure; unit-tested).
+
+use super::accel::Accel;
+use std::path::PathBuf;
+
+/// Machine type. `Microvm` boots the uncompressed ELF `vmlinux` through its
+/// PVH entry with virtio-mmio devices (about 3x faster under TCG);
+/// `Q35` boots a bzImage through SeaBIOS with virtio-pci devices, for
+/// kernels without a PVH entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    Microvm,
+    Q35,
+}
+
+impl Machine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Machine::Microvm => "microvm",
+            Machine::Q35 => "q35",
+        }
+    }
+}
+
+/// Everything needed to start one guest.
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    pub qemu: PathBuf,
+    pub accel: Accel,
+    pub machine: Machine,
+    /// `vmlinux` for microvm, bzImage for q35.
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// Extra kernel arguments (after the fixed ones).
+    pub append: Vec<String>,
+    pub memory_mib: u32,
+    pub vcpus: u32,
+    /// Host port forwarded to the guest's SSH port 22 (on 127.0.0.1).
+    pub ssh_port: u16,
+    pub console_log: PathBuf,
+    /// Host TSC frequency handed to the guest (`tsc_early_khz=`) under
+    /// TCG: PIT calibration under emulation fails when the host is busy,
+    /// and a microvm guest without a TSC frequency hangs at boot.
+    pub tsc_khz: Option<u64>,
+}
+
+/// Kernel arguments every guest gets: serial console, reboot (and so QEMU
+/// exit with `-no-reboot`) on panic, and the boot-time savings measured in
+/// FACTS.md.
+pub const BASE_CMDLINE: &[&str] = &[
+    "console=ttyS0",
+    "reboot=t",
+    "panic=-1",
+    "mitigations=off",
+    "tsc=reliable",
+    "no_timer_check",
+    "audit=0",
+    "cryptomgr.notests",
+    "rcupdate.rcu_expedited=1",
+    "random.trust_cpu=on",
+    "8250.nr_uarts=1",
+    "quiet",
+];
+
+/// The host's TSC frequency in kHz (from `/proc/cpuinfo`), if known.
+pub fn host_tsc_khz() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    parse_cpu_mhz(&text)
+}
+
+/// The first `cpu MHz` of a `/proc/cpuinfo` text, in kHz.
+pub fn parse_cpu_mhz(cpuinfo: &str) -> Option<u64> {
+    let line = cpuinfo.lines().find(|l| l.starts_with("cpu MHz"))?;
+    let mhz: f64 = line.split(':').nth(1)?.trim().parse().ok()?;
+    (mhz > 0.0).then(|| (mhz * 1000.0).round() as u64)
+}
+
+/// The full kernel command line.
+pub fn cmdline(spec: &VmSpec) -> String {
+    let mut parts: Vec<String> = BASE_CMDLINE.iter().map(|s| s.to_string()).collect();
+    if let (Accel::Tcg, Some(khz)) = (spec.accel, spec.tsc_khz) {
+        parts.push(format!("tsc_early_khz={khz}"));
+    }
+    parts.extend(spec.append.iter().cloned());
+    parts.join(" ")
+}
+
+/// QEMU's arguments for `spec`.
+pub fn args(spec: &VmSpec) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
+    match spec.accel {
+        Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
+        Accel::Tcg => push(&["-accel", "tcg", "-cpu", "max"]),
+    }
+    match spec.machine {
+        // Under TCG the kernel needs the legacy timers on microvm (FACTS.md:
+        // it hangs at TSC calibration otherwise); ACPI stays on because it
+        // is how the kernel finds the virtio-mmio devices.
+        Machine::Microvm => push(&["-M", "microvm,pit=on,pic=on,rtc=on"]),
+        Machine::Q35 => push(&["-M", "q35"]),
+    }
+    let (net, rng) = match spec.machine {
+        Machine::Microvm => ("virtio-net-device", "virtio-rng-device"),
+        Machine::Q35 => ("virtio-net-pci", "virtio-rng-pci"),
+    };
+    a.extend([
+        "-m".into(),
+        spec.memory_mib.to_string(),
+        "-smp".into(),
+        spec.vcpus.to_string(),
+        "-nodefaults".into(),
+        "-no-user-config".into(),
+        "-display".into(),
+        "none".into(),
+        "-serial".into(),
+        "stdio".into(),
+        "-no-reboot".into(),
+        "-kernel".into(),
+        spec.kernel.display().to_string(),
+        "-initrd".into(),
+        spec.initrd.display().to_string(),
+        "-append".into(),
+        cmdline(spec),
+        "-netdev".into(),
+        format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:22", spec.ssh_port),
+        "-device".into(),
+        format!("{net},netdev=n0"),
+        "-device".into(),
+        rng.into(),
+    ]);
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn spec(machine: Machine, accel: Accel) -> VmSpec {
+        VmSpec {
+            qemu: "qemu-system-x86_64".into(),
+            accel,
+            machine,
+            kernel: "/k/vmlinux".into(),
+            initrd: "/i/initramfs.cpio".into(),
+            append: vec!["repro.key=abc".into()],
+            memory_mib: 1024,
+            vcpus: 2,
+            ssh_port: 40022,
+            console_log: "/tmp/console.log".into(),
+            tsc_khz: Some(2_299_998),
+        }
+    }
+
+    fn after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    }
+
+    #[rstest]
+    #[case(
+        Machine::Microvm,
+        "microvm,pit=on,pic=on,rtc=on",
+        "virtio-net-device,netdev=n0"
+    )]
+    #[case(Machine::Q35, "q35", "virtio-net-pci,netdev=n0")]
+    fn machine_picks_its_devices(#[case] m: Machine, #[case] machine: &str, #[case] net: &str) {
+        let a = args(&spec(m, Accel::Tcg));
+        assert_eq!(after(&a, "-M"), vec![machine]);
+        assert!(after(&a, "-device").contains(&net));
+    }
+
+    #[rstest]
+    #[case(Accel::Tcg, "tcg", "max")]
+    #[case(Accel::Kvm, "kvm", "host")]
+    fn accel_and_cpu(#[case] accel: Accel, #[case] name: &str, #[case] cpu: &str) {
+        let a = args(&spec(Machine::Microvm, accel));
+        assert_eq!(after(&a, "-accel"), vec![name]);
+        assert_eq!(after(&a, "-cpu"), vec![cpu]);
+    }
+
+    #[test]
+    fn cpu_mhz_parsing() {
+        assert_eq!(
+            parse_cpu_mhz("processor\t: 0\ncpu MHz\t\t: 2299.998\n"),
+            Some(2_299_998)
+        );
+        assert_eq!(parse_cpu_mhz("processor\t: 0\n"), None);
+    }
+
+    #[test]
+    fn ssh_forward_binds_loopback_only_and_cmdline_has_extras() {
+        let a = args(&spec(Machine::Microvm, Accel::Tcg));
+        assert_eq!(
+            after(&a, "-netdev"),
+            vec!["user,id=n0,hostfwd=tcp:127.0.0.1:40022-:22"]
+        );
+        let append = after(&a, "-append")[0];
+        assert!(append.starts_with("console=ttyS0 "));
+        assert!(append.ends_with(" repro.key=abc"));
+        assert!(append.contains("panic=-1"));
+        assert!(append.contains(" tsc_early_khz=2299998 "));
+        let kvm = args(&spec(Machine::Microvm, Accel::Kvm));
+        assert!(!after(&kvm, "-append")[0].contains("tsc_early_khz"));
+        assert!(a.contains(&"-no-reboot".to_string()));
+        assert_eq!(after(&a, "-m"), vec!["1024"]);
+        assert_eq!(after(&a, "-smp"), vec!["2"]);
+    }
+}

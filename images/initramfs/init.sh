@@ -1,0 +1,54 @@
+#!/bin/sh
+# /init of repro's initramfs guest (built by harness/src/images/initramfs.rs).
+# Mounts the pseudo-filesystems, loads the kernel modules in dependency
+# order, installs the run's SSH key from the kernel command line, brings up
+# the user-mode network and starts dropbear. Prints REPRO-READY when sshd is
+# up. Nothing here mounts cgroups: scenarios mount what they need.
+export PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+read -r cmdline < /proc/cmdline
+
+# Modules, dependencies first; `mod.param=value` kernel arguments are
+# passed on to insmod as a modprobe would.
+while read -r m; do
+    [ -n "$m" ] || continue
+    params=""
+    for arg in $cmdline; do
+        case "$arg" in "$m".*) params="$params ${arg#"$m".}" ;; esac
+    done
+    # shellcheck disable=SC2086
+    insmod "/lib/modules/$m.ko" $params || echo "repro-init: insmod $m failed"
+done < /etc/repro/modules
+
+for arg in $cmdline; do
+    case "$arg" in
+    repro.probe=1)
+        echo "REPRO-PROBE-OK"
+        reboot -f
+        ;;
+    repro.key=*)
+        mkdir -p /root/.ssh
+        echo "ssh-ed25519 ${arg#repro.key=}" > /root/.ssh/authorized_keys
+        chmod 700 /root/.ssh
+        chmod 600 /root/.ssh/authorized_keys
+        ;;
+    esac
+done
+
+hostname repro
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+echo "nameserver 10.0.2.3" > /etc/resolv.conf
+dropbear -r /etc/dropbear/dropbear_ed25519_host_key -p 22 -s -j -k 2> /run/dropbear.log
+echo "REPRO-READY $(cut -d' ' -f1 /proc/uptime)"
+# tini as PID 1 reaps every orphan; the loop below never ends.
+exec /usr/bin/tini-static -s -- /bin/sh -c 'while :; do sleep 86400; done'

@@ -1,0 +1,301 @@
+//! `cgroup-mount v1|v2 CONTROLLER...` and the /proc parsers it needs.
+
+use crate::args::Parsed;
+use crate::json::{self, Obj};
+use crate::util::{self, Fail, R};
+use std::ffi::CString;
+use std::io;
+use std::path::Path;
+
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcCgroup {
+    pub name: String,
+    pub hierarchy: u32,
+    pub num_cgroups: u64,
+    pub enabled: bool,
+}
+
+/// Parse /proc/cgroups (`#subsys_name hierarchy num_cgroups enabled`).
+pub fn parse_proc_cgroups(text: &str) -> Vec<ProcCgroup> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 4 {
+                return None;
+            }
+            Some(ProcCgroup {
+                name: f[0].to_string(),
+                hierarchy: f[1].parse().ok()?,
+                num_cgroups: f[2].parse().ok()?,
+                enabled: f[3] == "1",
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mount {
+    pub mount_point: String,
+    pub fstype: String,
+    pub super_opts: Vec<String>,
+}
+
+fn unescape_mount(s: &str) -> String {
+    // mountinfo escapes space, tab, newline and backslash as \ooo.
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parse /proc/self/mountinfo.
+pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            if sep < 5 || f.len() < sep + 4 {
+                return None;
+            }
+            Some(Mount {
+                mount_point: unescape_mount(f[4]),
+                fstype: f[sep + 1].to_string(),
+                super_opts: f[sep + 3].split(',').map(str::to_string).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The mount visible at `path` (the last one mounted there).
+pub fn mount_at<'a>(mounts: &'a [Mount], path: &str) -> Option<&'a Mount> {
+    mounts.iter().rev().find(|m| m.mount_point == path)
+}
+
+fn read_mounts() -> R<Vec<Mount>> {
+    Ok(parse_mountinfo(&util::read_string(Path::new(
+        "/proc/self/mountinfo",
+    ))?))
+}
+
+fn do_mount(source: &str, target: &str, fstype: &str, data: &str) -> io::Result<()> {
+    let s = CString::new(source).expect("no NUL");
+    let t = CString::new(target).expect("no NUL");
+    let f = CString::new(fstype).expect("no NUL");
+    let d = CString::new(data).expect("no NUL");
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // SAFETY: all pointers are valid NUL-terminated strings for the call's duration.
+    let r = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), flags, d.as_ptr().cast()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Check the controllers against /proc/cgroups; Err(unavailable) names the first missing one.
+pub fn check_available(proc_cgroups: &[ProcCgroup], ctrls: &[String]) -> R<()> {
+    for c in ctrls {
+        match proc_cgroups.iter().find(|p| &p.name == c) {
+            None => {
+                return Err(Fail::unavailable(format!(
+                    "cgroup controller {c} is not available: not listed in /proc/cgroups (not built into this kernel)"
+                )))
+            }
+            Some(p) if !p.enabled => {
+                return Err(Fail::unavailable(format!(
+                    "cgroup controller {c} is disabled (enabled=0 in /proc/cgroups; see cgroup_disable= on the kernel command line)"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+pub fn cmd_cgroup_mount(args: &[String]) -> R<()> {
+    let p: Parsed = crate::args::parse(args, &[])?;
+    let Some(version) = p.positional.first() else {
+        return Err(Fail::usage("usage: cgroup-mount v1|v2 CONTROLLER..."));
+    };
+    if version != "v1" && version != "v2" {
+        return Err(Fail::usage(format!(
+            "cgroup version must be v1 or v2, got {version:?}"
+        )));
+    }
+    let ctrls: Vec<String> = p.positional[1..].to_vec();
+    for c in &ctrls {
+        if c.is_empty() || c.contains('/') || c.contains(',') || c.starts_with('.') {
+            return Err(Fail::usage(format!("bad controller name {c:?}")));
+        }
+    }
+    let pc = parse_proc_cgroups(&util::read_string(Path::new("/proc/cgroups"))?);
+    check_available(&pc, &ctrls)?;
+    std::fs::create_dir_all(CGROUP_ROOT)
+        .map_err(|e| Fail::os(format!("mkdir {CGROUP_ROOT}"), &e))?;
+    let mut mounted_now: Vec<String> = Vec::new();
+    let mut paths: Vec<(String, String)> = Vec::new();
+    match version.as_str() {
+        "v1" => {
+            let mounts = read_mounts()?;
+            match mount_at(&mounts, CGROUP_ROOT) {
+                None => {
+                    do_mount("cgroup_root", CGROUP_ROOT, "tmpfs", "mode=755")
+                        .map_err(|e| Fail::os(format!("mount tmpfs on {CGROUP_ROOT}"), &e))?;
+                    mounted_now.push("tmpfs".into());
+                }
+                Some(m) if m.fstype == "tmpfs" => {}
+                Some(m) => {
+                    return Err(Fail::unavailable(format!(
+                        "{CGROUP_ROOT} already holds a {} mount: this guest is not set up for cgroup v1",
+                        m.fstype
+                    )))
+                }
+            }
+            let mounts = read_mounts()?;
+            for c in &ctrls {
+                let target = format!("{CGROUP_ROOT}/{c}");
+                let already = mount_at(&mounts, &target)
+                    .is_some_and(|m| m.fstype == "cgroup" && m.super_opts.iter().any(|o| o == c));
+                if !already {
+                    std::fs::create_dir_all(&target)
+                        .map_err(|e| Fail::os(format!("mkdir {target}"), &e))?;
+                    if let Err(e) = do_mount("cgroup", &target, "cgroup", c) {
+                        let what = format!("mount -t cgroup -o {c} cgroup {target}");
+                        return Err(if e.raw_os_error() == Some(libc::EBUSY) {
+                            Fail::unavailable(format!(
+                                "{what}: {} (controller {c} is bound to another hierarchy, e.g. cgroup2)",
+                                util::err_text(&e)
+                            ))
+                        } else {
+                            Fail::os(what, &e)
+                        });
+                    }
+                    mounted_now.push(c.clone());
+                }
+                paths.push((c.clone(), target));
+            }
+        }
+        "v2" => {
+            let mounts = read_mounts()?;
+            match mount_at(&mounts, CGROUP_ROOT) {
+                None => {
+                    do_mount("cgroup2", CGROUP_ROOT, "cgroup2", "").map_err(|e| {
+                        Fail::os(format!("mount -t cgroup2 cgroup2 {CGROUP_ROOT}"), &e)
+                    })?;
+                    mounted_now.push("cgroup2".into());
+                }
+                Some(m) if m.fstype == "cgroup2" => {}
+                Some(m) => return Err(Fail::unavailable(format!(
+                    "{CGROUP_ROOT} already holds a {} mount: this guest is set up for cgroup v1",
+                    m.fstype
+                ))),
+            }
+            let root = Path::new(CGROUP_ROOT);
+            let available = util::read_string(&root.join("cgroup.controllers"))?;
+            let available: Vec<&str> = available.split_whitespace().collect();
+            for c in &ctrls {
+                if !available.contains(&c.as_str()) {
+                    return Err(Fail::unavailable(format!(
+                        "cgroup controller {c} is not in {CGROUP_ROOT}/cgroup.controllers (bound to a v1 hierarchy, or not supported on cgroup2 by this kernel)"
+                    )));
+                }
+            }
+            let sc_path = root.join("cgroup.subtree_control");
+            for c in &ctrls {
+                let enabled = util::read_string(&sc_path)?;
+                if !enabled.split_whitespace().any(|x| x == c) {
+                    util::write_ctl(&sc_path, &format!("+{c}")).map_err(|e| {
+                        Fail::os(format!("write +{c} to {}", sc_path.display()), &e)
+                    })?;
+                }
+                paths.push((c.clone(), CGROUP_ROOT.to_string()));
+            }
+        }
+        other => {
+            return Err(Fail::usage(format!(
+                "cgroup version must be v1 or v2, got {other:?}"
+            )))
+        }
+    }
+    let mut m = Obj::new();
+    for (c, path) in &paths {
+        m = m.s(c, path);
+    }
+    let now: Vec<String> = mounted_now
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap())
+        .collect();
+    json::print(
+        &Obj::new()
+            .s("version", version)
+            .s("root", CGROUP_ROOT)
+            .raw("paths", m.build())
+            .raw("mounted_now", json::array(&now)),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROC_CGROUPS: &str = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n\
+cpuset\t0\t1\t1\nmemory\t7\t65535\t1\npids\t0\t1\t0\n";
+
+    #[test]
+    fn proc_cgroups() {
+        let v = parse_proc_cgroups(PROC_CGROUPS);
+        assert_eq!(v.len(), 3);
+        assert_eq!(
+            v[1],
+            ProcCgroup {
+                name: "memory".into(),
+                hierarchy: 7,
+                num_cgroups: 65535,
+                enabled: true
+            }
+        );
+        assert!(check_available(&v, &["memory".into(), "cpuset".into()]).is_ok());
+        let e = check_available(&v, &["pids".into()]).unwrap_err();
+        assert_eq!(e.code, 3);
+        assert!(e.msg.contains("disabled"));
+        assert_eq!(
+            check_available(&v, &["hugetlb".into()]).unwrap_err().code,
+            3
+        );
+    }
+
+    #[test]
+    fn mountinfo() {
+        let t = "22 1 0:20 / /sys rw,nosuid - sysfs sysfs rw\n\
+30 22 0:26 / /sys/fs/cgroup rw shared:9 - tmpfs cgroup_root rw,mode=755\n\
+31 30 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+40 22 0:30 / /mnt/with\\040space rw - ext4 /dev/vda rw\n";
+        let m = parse_mountinfo(t);
+        assert_eq!(m.len(), 4);
+        assert_eq!(mount_at(&m, "/sys/fs/cgroup").unwrap().fstype, "tmpfs");
+        let mem = mount_at(&m, "/sys/fs/cgroup/memory").unwrap();
+        assert_eq!(mem.fstype, "cgroup");
+        assert!(mem.super_opts.contains(&"memory".to_string()));
+        assert_eq!(m[3].mount_point, "/mnt/with space");
+        assert!(mount_at(&m, "/nope").is_none());
+    }
+}

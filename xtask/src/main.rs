@@ -1,0 +1,88 @@
+//! Developer chores that plain cargo can't do (rust-analyzer style xtask).
+//!
+//! - `cargo xtask setup`: install the host packages repro needs (QEMU,
+//!   OpenSSL headers for ssh2, pkg-config) through apt when missing.
+//! - `cargo xtask demo`: setup, then `repro run memcg-fill --kernel 6.1`.
+//! - `cargo xtask test`: setup, then the whole test suite, including the
+//!   end-to-end tests that boot real kernels.
+
+use anyhow::{bail, Result};
+use xshell::{cmd, Shell};
+
+/// Debian packages the harness needs on the host, and the command each
+/// provides (checked first, so nothing is installed twice).
+const HOST_PACKAGES: &[(&str, &str)] = &[
+    ("qemu-system-x86", "qemu-system-x86_64"),
+    ("libssl-dev", ""),
+    ("pkg-config", "pkg-config"),
+];
+
+fn main() -> Result<()> {
+    let sh = Shell::new()?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    sh.change_dir(&root);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("setup") => setup(&sh),
+        Some("demo") => {
+            setup(&sh)?;
+            let rest = &args[1..];
+            cmd!(
+                sh,
+                "cargo run --release -p repro -- run memcg-fill --kernel 6.1 {rest...}"
+            )
+            .run()?;
+            Ok(())
+        }
+        Some("test") => {
+            setup(&sh)?;
+            let rest = &args[1..];
+            cmd!(sh, "cargo test --workspace {rest...}").run()?;
+            Ok(())
+        }
+        _ => {
+            eprintln!("usage: cargo xtask <setup|demo|test> [extra args]");
+            bail!("unknown or missing xtask command")
+        }
+    }
+}
+
+fn installed(sh: &Shell, package: &str) -> bool {
+    cmd!(sh, "dpkg-query -W -f=${Status} {package}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .map(|s| s.contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn setup(sh: &Shell) -> Result<()> {
+    let missing: Vec<&str> = HOST_PACKAGES
+        .iter()
+        .filter(|(pkg, _)| !installed(sh, pkg))
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let sudo: Vec<&str> = if is_root() { vec![] } else { vec!["sudo"] };
+    cmd!(sh, "{sudo...} apt-get update -qq").run()?;
+    cmd!(sh, "{sudo...} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {missing...}")
+        .run()?;
+    Ok(())
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
