@@ -7,8 +7,10 @@
 pub mod guest;
 pub mod images;
 pub mod kit;
+pub mod kubelet;
 pub mod model;
 pub mod paths;
+pub mod plan;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -1,13 +1,14 @@
 //! The `repro` command line: parse arguments, call the library, map
 //! errors to exit codes. Nothing else lives here.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use repro::images::Cache;
+use repro::plan::{Filter, Shard};
 use repro::report::terminal::TerminalReporter;
-use repro::run::{self, RunOptions};
+use repro::run::{self, ExecOptions, RunRequest};
 use repro::vm::AccelChoice;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,43 +32,109 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args, Clone)]
+struct GuestArgs {
+    /// Accelerator: auto probes KVM with a real boot and falls back to TCG.
+    #[arg(long, value_enum)]
+    accel: Option<AccelChoice>,
+    /// Seconds to wait for the guest's SSH after QEMU starts.
+    #[arg(long)]
+    boot_timeout: Option<u64>,
+    /// Folder the run's folder is created in [default: results/].
+    #[arg(long)]
+    results: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run scenarios on kernels, one cell per scenario × kernel.
-    Run(RunArgs),
-    /// List the scenarios and the known kernels.
+    /// Run scenarios on kernels: one cell per scenario × kernel (× kubelet × driver).
+    Run {
+        /// Scenario names (folders under scenarios/).
+        #[arg(required = true)]
+        scenarios: Vec<String>,
+        /// Kernel: alias (6.1, bookworm), package version, or PATH/vmlinuz[:MODULES_DIR].
+        #[arg(long = "kernel", short = 'k', required = true)]
+        kernels: Vec<String>,
+        /// Kubelet profile (images/kubelet/<version>.toml), repeatable.
+        #[arg(long = "kubelet")]
+        kubelets: Vec<String>,
+        /// cgroup driver the kubelet profile lays cgroups out for.
+        #[arg(long = "driver", value_parser = ["cgroupfs", "systemd"])]
+        drivers: Vec<String>,
+        /// Scenario parameter KEY=VALUE (repeatable).
+        #[arg(long = "param", short = 'p', value_parser = parse_kv)]
+        params: Vec<(String, String)>,
+        /// cgroup version (default: the scenario's first supported one).
+        #[arg(long, value_parser = ["v1", "v2"])]
+        cgroup: Option<String>,
+        /// Guest memory in MiB (default: what the scenario declares).
+        #[arg(long)]
+        memory: Option<u32>,
+        /// Attempts per cell.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Cells in parallel (0: what cores and memory allow).
+        #[arg(long, short = 'j', default_value_t = 1)]
+        jobs: usize,
+        #[command(flatten)]
+        guest: GuestArgs,
+    },
+    /// Run a matrix file (default: matrix.toml).
+    Matrix {
+        #[arg(long)]
+        matrix: Option<PathBuf>,
+        /// Profile in the matrix file ([profile.NAME]).
+        #[arg(long, default_value = "default")]
+        profile: String,
+        /// Only cells matching: `kernel=6.1 scenario=kmem-*` or a part of the id.
+        #[arg(long)]
+        filter: Option<Filter>,
+        /// Cells in parallel (0: what cores and memory allow).
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Attempts per cell (overrides the matrix).
+        #[arg(long)]
+        repeat: Option<u32>,
+        /// Run only shard I of N (stable hash of the cell id).
+        #[arg(long)]
+        shard: Option<Shard>,
+        /// Print the cells and exit.
+        #[arg(long)]
+        list: bool,
+        #[command(flatten)]
+        guest: GuestArgs,
+    },
+    /// Find the first kernel (in the order given) from which a scenario no longer reproduces.
+    FixedIn {
+        scenario: String,
+        /// Kernels, oldest first (at least two).
+        #[arg(long = "kernel", short = 'k', required = true, num_args = 1)]
+        kernels: Vec<String>,
+        #[arg(long = "param", short = 'p', value_parser = parse_kv)]
+        params: Vec<(String, String)>,
+        #[arg(long)]
+        kubelet: Option<String>,
+        #[arg(long, value_parser = ["v1", "v2"])]
+        cgroup: Option<String>,
+        /// Attempts per kernel; a kernel reproduces when any attempt does.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        #[command(flatten)]
+        guest: GuestArgs,
+    },
+    /// Join the results of shards into one run.
+    Merge {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Folder for the merged run [default: results/merged-<time>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List the scenarios, kernels and kubelet profiles.
     List,
     /// Manage cached kernels and images.
     #[command(subcommand)]
     Images(ImagesCmd),
-}
-
-#[derive(clap::Args)]
-struct RunArgs {
-    /// Scenario names (folders under scenarios/).
-    #[arg(required = true)]
-    scenarios: Vec<String>,
-    /// Kernel: alias (6.1, bookworm), package version, or PATH/vmlinuz[:MODULES_DIR].
-    #[arg(long = "kernel", short = 'k', required = true)]
-    kernels: Vec<String>,
-    /// Scenario parameter KEY=VALUE (repeatable).
-    #[arg(long = "param", short = 'p', value_parser = parse_kv)]
-    params: Vec<(String, String)>,
-    /// cgroup version (default: the scenario's first supported one).
-    #[arg(long, value_parser = ["v1", "v2"])]
-    cgroup: Option<String>,
-    /// Folder the run's folder is created in [default: results/].
-    #[arg(long)]
-    results: Option<PathBuf>,
-    /// Accelerator: auto probes KVM with a real boot and falls back to TCG.
-    #[arg(long, value_enum, default_value = "auto")]
-    accel: AccelChoice,
-    /// Guest memory in MiB (default: what the scenario declares).
-    #[arg(long)]
-    memory: Option<u32>,
-    /// Seconds to wait for the guest's SSH after QEMU starts.
-    #[arg(long, default_value_t = 180)]
-    boot_timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -96,10 +163,64 @@ fn main() -> ExitCode {
     }
 }
 
+struct Env {
+    root: PathBuf,
+    cache: Cache,
+    mirror: Option<String>,
+}
+
+impl Env {
+    fn exec(
+        &self,
+        guest: &GuestArgs,
+        jobs: usize,
+        retries: u32,
+        profile: Option<&repro::plan::Profile>,
+    ) -> Result<ExecOptions> {
+        let accel = match (guest.accel, profile.map(|p| p.accel.as_str())) {
+            (Some(a), _) => a,
+            (None, Some("kvm")) => AccelChoice::Kvm,
+            (None, Some("tcg")) => AccelChoice::Tcg,
+            (None, Some("auto") | None) => AccelChoice::Auto,
+            (None, Some(other)) => bail!("profile accel `{other}`: use auto, kvm or tcg"),
+        };
+        let results = guest
+            .results
+            .clone()
+            .or_else(|| {
+                profile
+                    .and_then(|p| p.results.as_ref())
+                    .map(|r| self.root.join(r))
+            })
+            .unwrap_or_else(|| self.root.join("results"));
+        Ok(ExecOptions {
+            root: self.root.clone(),
+            results_root: results,
+            cache: self.cache.clone(),
+            mirror: self.mirror.clone(),
+            accel,
+            boot_timeout: std::time::Duration::from_secs(
+                guest
+                    .boot_timeout
+                    .or(profile.map(|p| p.boot_timeout_s))
+                    .unwrap_or(180),
+            ),
+            jobs,
+            retries,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+        })
+    }
+}
+
 fn real_main(cli: Cli) -> Result<ExitCode> {
     let root = repro::paths::repo_root();
     let cache = Cache::new(cli.cache_dir.clone().unwrap_or_else(Cache::default_root));
     let mirror = cli.mirror.clone().or_else(|| matrix_mirror(&root));
+    let env = Env {
+        root: root.clone(),
+        cache,
+        mirror,
+    };
     match cli.command {
         Command::List => {
             print!("{}", run::list_text(&root)?);
@@ -108,8 +229,14 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Images(ImagesCmd::Fetch { kernels }) => {
             let reporter = TerminalReporter::new();
             for k in &kernels {
-                let p = run::prepare::fetch_kernel(&root, &cache, mirror.as_deref(), k, &reporter)
-                    .with_context(|| format!("fetching kernel {k}"))?;
+                let p = run::prepare::fetch_kernel(
+                    &root,
+                    &env.cache,
+                    env.mirror.as_deref(),
+                    k,
+                    &reporter,
+                )
+                .with_context(|| format!("fetching kernel {k}"))?;
                 println!(
                     "{k}: {} {} ({}), vmlinuz {}",
                     p.package.as_deref().unwrap_or("-"),
@@ -120,49 +247,210 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run(args) => {
-            let cancel = Arc::new(AtomicBool::new(false));
-            install_signal_handlers(cancel.clone())?;
-            let reporter = TerminalReporter::new();
-            let opts = RunOptions {
-                root: root.clone(),
-                scenarios: args.scenarios,
-                kernels: args.kernels,
-                params: args.params,
-                cgroup: args.cgroup,
-                results_root: args.results.unwrap_or_else(|| root.join("results")),
-                cache,
-                mirror,
-                accel: args.accel,
-                memory_mib: args.memory,
-                boot_timeout: std::time::Duration::from_secs(args.boot_timeout),
-                command: std::env::args().collect::<Vec<_>>().join(" "),
+        Command::Run {
+            scenarios,
+            kernels,
+            kubelets,
+            drivers,
+            params,
+            cgroup,
+            memory,
+            repeat,
+            jobs,
+            guest,
+        } => {
+            let req = RunRequest {
+                scenarios,
+                kernels,
+                kubelets,
+                drivers,
+                params,
+                cgroup,
+                memory_mib: memory,
+                repeat,
             };
-            let done = run::run(&opts, &reporter, cancel.clone())?;
-            if cancel.load(Ordering::SeqCst) {
-                return Ok(ExitCode::from(130));
+            let plans = run::plans_from_request(&root, &req)?;
+            let opts = env.exec(&guest, jobs, 1, None)?;
+            execute(&opts, plans)
+        }
+        Command::Matrix {
+            matrix,
+            profile,
+            filter,
+            jobs,
+            repeat,
+            shard,
+            list,
+            guest,
+        } => {
+            let path = matrix.unwrap_or_else(|| root.join("matrix.toml"));
+            let m = repro::plan::load_matrix(&path)?;
+            let prof = m.profile(&profile)?;
+            let plans = run::plans_from_matrix(&root, &m, &prof, filter.as_ref(), shard, repeat)?;
+            if list {
+                for p in &plans {
+                    println!("{}  expect={} repeat={}", p.id, p.expect.as_str(), p.repeat);
+                }
+                return Ok(ExitCode::SUCCESS);
             }
-            if done.infrastructure_errors > 0 {
-                eprintln!(
-                    "{} cell(s) ended in `error`: the harness could not run them (see the reasons above)",
-                    done.infrastructure_errors
-                );
-                return Ok(ExitCode::from(1));
+            if plans.is_empty() {
+                bail!("no cells in {} match the filter/shard", path.display());
             }
+            let mut env2 = Env {
+                root: env.root.clone(),
+                cache: env.cache.clone(),
+                mirror: env.mirror.clone(),
+            };
+            if env2.mirror.is_none() {
+                env2.mirror = m.file.debian_mirror.clone();
+            }
+            let opts = env2.exec(
+                &guest,
+                jobs.or(prof.jobs).unwrap_or(0),
+                prof.retries,
+                Some(&prof),
+            )?;
+            let code = execute(&opts, plans)?;
+            Ok(code)
+        }
+        Command::FixedIn {
+            scenario,
+            kernels,
+            params,
+            kubelet,
+            cgroup,
+            repeat,
+            guest,
+        } => fixed_in(
+            &env, &guest, &scenario, &kernels, params, kubelet, cgroup, repeat,
+        ),
+        Command::Merge { dirs, out } => {
+            let out = out.unwrap_or_else(|| {
+                root.join("results")
+                    .join(format!("merged-{}", run::new_run_id()))
+            });
+            let merged = repro::report::merge::merge_dirs(&dirs, &out)?;
+            println!(
+                "merged {} cell(s) from {} run(s) into {}",
+                merged.cells.len(),
+                dirs.len(),
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
+/// Runs plans with signal handling and the terminal reporter; maps the
+/// result to an exit status.
+fn execute(opts: &ExecOptions, plans: Vec<run::CellPlan>) -> Result<ExitCode> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    install_signal_handlers(cancel.clone())?;
+    let reporter = TerminalReporter::new();
+    let done = run::execute(opts, plans, &reporter, cancel.clone())?;
+    print!("{}", repro::report::terminal::summary_table(&done.summary));
+    if cancel.load(Ordering::SeqCst) {
+        return Ok(ExitCode::from(130));
+    }
+    if done.infrastructure_errors > 0 {
+        eprintln!(
+            "{} cell(s) ended in `error`: the harness could not run them (see the reasons above)",
+            done.infrastructure_errors
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fixed_in(
+    env: &Env,
+    guest: &GuestArgs,
+    scenario: &str,
+    kernels: &[String],
+    params: Vec<(String, String)>,
+    kubelet: Option<String>,
+    cgroup: Option<String>,
+    repeat: u32,
+) -> Result<ExitCode> {
+    use repro::plan::bisect::{next_probe, verdict, Probe};
+    if kernels.len() < 2 {
+        bail!("fixed-in needs at least two kernels, oldest first");
+    }
+    let opts = env.exec(guest, 1, 1, None)?;
+    let mut results: Vec<Option<Probe>> = vec![None; kernels.len()];
+    let cancel = Arc::new(AtomicBool::new(false));
+    install_signal_handlers(cancel.clone())?;
+    while let Some(i) = next_probe(&results) {
+        let req = RunRequest {
+            scenarios: vec![scenario.to_string()],
+            kernels: vec![kernels[i].clone()],
+            kubelets: kubelet.iter().cloned().collect(),
+            drivers: vec![],
+            params: params.clone(),
+            cgroup: cgroup.clone(),
+            memory_mib: None,
+            repeat,
+        };
+        let plans = run::plans_from_request(&env.root, &req)?;
+        let done = run::execute(&opts, plans, &TerminalReporter::new(), cancel.clone())?;
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(ExitCode::from(130));
+        }
+        let cell = &done.summary.cells[0];
+        let probe = if cell
+            .attempts
+            .iter()
+            .any(|a| a.outcome == repro::model::Outcome::Reproduced)
+        {
+            Probe::Reproduces
+        } else if cell
+            .attempts
+            .iter()
+            .any(|a| a.outcome == repro::model::Outcome::NotReproduced)
+        {
+            Probe::Fixed
+        } else {
+            Probe::Unknown
+        };
+        println!("{}: {:?} ({})", kernels[i], probe, cell.outcome());
+        results[i] = Some(probe);
+    }
+    let v = verdict(&results);
+    if !v.reproduced_at_start {
+        println!(
+            "{scenario} does not reproduce on the oldest kernel probed ({}): nothing to bisect",
+            kernels[0]
+        );
+    }
+    match v.fixed_in {
+        Some(i) => println!(
+            "{scenario}: fixed in {} (first kernel from which it no longer reproduces)",
+            kernels[i]
+        ),
+        None => println!(
+            "{scenario}: still reproduces on {}",
+            kernels[kernels.len() - 1]
+        ),
+    }
+    for i in &v.comes_back {
+        println!(
+            "{scenario}: reproduces again on {} (regression)",
+            kernels[*i]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `debian_mirror` from the repository's matrix.toml, if set.
-fn matrix_mirror(root: &std::path::Path) -> Option<String> {
+fn matrix_mirror(root: &Path) -> Option<String> {
     let text = std::fs::read_to_string(root.join("matrix.toml")).ok()?;
     let v: toml::Value = toml::from_str(&text).ok()?;
     v.get("debian_mirror")?.as_str().map(str::to_string)
 }
 
-/// Ctrl-C / SIGTERM: set the cancel flag and kill every guest at once; a
-/// second signal exits immediately.
+/// Ctrl-C / SIGTERM / SIGHUP: set the cancel flag and kill every guest at
+/// once; a second signal exits immediately.
 fn install_signal_handlers(cancel: Arc<AtomicBool>) -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])

@@ -5,6 +5,12 @@
 # container (here: a pids cgroup) or the node runs out and fork fails
 # ("pthread_create failed: No space left on device" in the seed). The seed's
 # fix: run the jobs under tini, which reaps.
+#
+# limit_by=pids-cgroup (default) confines the container to pids.max, and fork
+# fails with EAGAIN. limit_by=pid-max shrinks the node's PID space
+# (kernel.pid_max) instead, like the seed's node: which errno fork returns
+# then depends on the kernel (ENOSPC in the seed; current kernels map it to
+# EAGAIN). The whole guest shares that PID space while it is exhausted.
 set -u
 . "${REPRO_LIB:-../lib}/common.sh"
 
@@ -12,6 +18,8 @@ PIDS_MAX=${REPRO_PARAM_PIDS_MAX:-256}
 INTERVAL=${REPRO_PARAM_INTERVAL_MS:-50}
 INIT=${REPRO_PARAM_INIT:-none}
 MAX_S=${REPRO_PARAM_MAX_SECONDS:-120}
+LIMIT_BY=${REPRO_PARAM_LIMIT_BY:-pids-cgroup}
+case $LIMIT_BY in pids-cgroup | pid-max) ;; *) die "param limit_by must be pids-cgroup or pid-max, got '$LIMIT_BY'" ;; esac
 for v in "$PIDS_MAX" "$INTERVAL" "$MAX_S"; do
     case $v in '' | *[!0-9]*) die "params pids_max, interval_ms and max_seconds must be integers, got '$v'" ;; esac
 done
@@ -21,24 +29,56 @@ if [ "$INIT" = tini ] && [ ! -x /usr/bin/tini-static ]; then
     skip "/usr/bin/tini-static is not in this image (needed for init=tini)"
 fi
 
-cg_setup v1 pids
-CG=$(cg_base pids)/repro-cron
-remove_cg() { cg_rmtree "$CG" || log "could not remove $CG"; }
-CLEANUP=remove_cg
-[ -d "$CG" ] && remove_cg
-cg_mkdir "$CG"
-echo "$PIDS_MAX" >"$CG/pids.max" || die "cannot write $PIDS_MAX to $CG/pids.max"
+PID_MAX_FILE=/proc/sys/kernel/pid_max
+PID_MAX_ORIG=$(cat "$PID_MAX_FILE")
+CG=
+if [ "$LIMIT_BY" = pids-cgroup ]; then
+    cg_setup v1 pids
+    CG=$(cg_base pids)/repro-cron
+fi
+undo() {
+    [ "$(cat "$PID_MAX_FILE")" = "$PID_MAX_ORIG" ] || echo "$PID_MAX_ORIG" >"$PID_MAX_FILE" || log "could not restore kernel.pid_max"
+    [ -n "$CG" ] && { cg_rmtree "$CG" || log "could not remove $CG"; }
+}
+CLEANUP=undo
+if [ -n "$CG" ]; then
+    [ -d "$CG" ] && cg_rmtree "$CG"
+    cg_mkdir "$CG"
+    echo "$PIDS_MAX" >"$CG/pids.max" || die "cannot write $PIDS_MAX to $CG/pids.max"
+fi
 
 record_context
 emit_string init "$INIT"
+emit_string limit_by "$LIMIT_BY"
 emit_metric pids_max "$PIDS_MAX" pids
 emit_metric interval_ms "$INTERVAL" ms
-emit_metric kernel_pid_max "$(cat /proc/sys/kernel/pid_max)" pids
+emit_metric kernel_pid_max "$PID_MAX_ORIG" pids
 
-log "cron runner (init=$INIT) in $CG, pids.max=$PIDS_MAX, a job every $INTERVAL ms, at most $MAX_S s"
-kit cron zombie-cron --cgroup "$CG" --interval-ms "$INTERVAL" --max-seconds "$MAX_S" \
+if [ "$LIMIT_BY" = pid-max ]; then
+    # PIDs are handed out cyclically below pid_max, wrapping to 300: leave
+    # about PIDS_MAX free above the highest PID in use.
+    highest=0
+    for d in /proc/[0-9]*; do
+        n=${d#/proc/}
+        [ "$n" -gt "$highest" ] && highest=$n
+    done
+    [ "$highest" -lt 300 ] && highest=300
+    newmax=$((highest + PIDS_MAX))
+    echo "$newmax" >"$PID_MAX_FILE" || die "cannot write $newmax to $PID_MAX_FILE"
+    emit_metric kernel_pid_max_set "$newmax" pids
+    log "kernel.pid_max $PID_MAX_ORIG -> $newmax (highest PID in use: $highest)"
+    CG_ARG=
+else
+    CG_ARG=$CG
+fi
+
+log "cron runner (init=$INIT, limit_by=$LIMIT_BY${CG:+ in $CG}), $PIDS_MAX pids, a job every $INTERVAL ms, at most $MAX_S s"
+kit cron zombie-cron --cgroup "$CG_ARG" --interval-ms "$INTERVAL" --max-seconds "$MAX_S" \
     --init "$INIT" --sample-ms 1000
-case $? in
+cron_rc=$?
+# Give the PID space back before anything else forks.
+[ "$LIMIT_BY" = pid-max ] && echo "$PID_MAX_ORIG" >"$PID_MAX_FILE"
+case $cron_rc in
 0) ;;
 3) skip "$(kit_err cron)" ;;
 *) die "zombie-cron failed: $(kit_err cron)" ;;
@@ -66,9 +106,10 @@ if [ "$failed" = true ]; then
     emit_string fork_error "$error"
     log "fork failed in the $(jget cron failed_in) after $jobs jobs: $errno_name ($error); $zombies zombies"
     if [ "$zombies" -gt 0 ]; then
-        emit_outcome reproduced "after $jobs cron jobs fork failed with $errno_name ($error): $zombies zombies of the non-reaping PID 1 (init=$INIT) filled pids.max=$PIDS_MAX"
+        if [ "$LIMIT_BY" = pid-max ]; then what="the PID space (kernel.pid_max=$newmax)"; else what="pids.max=$PIDS_MAX"; fi
+        emit_outcome reproduced "after $jobs cron jobs fork failed with $errno_name ($error): $zombies zombies of the non-reaping PID 1 (init=$INIT) filled $what"
     else
-        emit_outcome not-reproduced "fork failed with $errno_name ($error) after $jobs jobs, but with no zombies: something else exhausted pids.max=$PIDS_MAX"
+        emit_outcome not-reproduced "fork failed with $errno_name ($error) after $jobs jobs, but with no zombies: something else exhausted the PIDs ($LIMIT_BY)"
     fi
 else
     log "no fork failed in $elapsed s; $jobs jobs, zombies at end $zombies (max $zmax)"

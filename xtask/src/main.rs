@@ -51,7 +51,8 @@ fn main() -> Result<()> {
 }
 
 fn installed(sh: &Shell, package: &str) -> bool {
-    cmd!(sh, "dpkg-query -W -f=${Status} {package}")
+    let format = "${Status}";
+    cmd!(sh, "dpkg-query -W -f={format} {package}")
         .quiet()
         .ignore_stderr()
         .read()
@@ -69,9 +70,10 @@ fn setup(sh: &Shell) -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: installing {}", missing.join(" "));
-    let sudo: Vec<&str> = if is_root() { vec![] } else { vec!["sudo"] };
-    cmd!(sh, "{sudo...} apt-get update -qq").run()?;
-    cmd!(sh, "{sudo...} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {missing...}")
+    // `env` runs apt-get directly as root, else through sudo.
+    let runner = if is_root() { "env" } else { "sudo" };
+    cmd!(sh, "{runner} apt-get update -qq").run()?;
+    cmd!(sh, "{runner} DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {missing...}")
         .run()?;
     Ok(())
 }

@@ -569,7 +569,7 @@ pub(crate) mod tests {
 
     /// A minimal RPM: lead, an empty signature header (padded), an empty main header, and
     /// an xz-compressed newc cpio payload.
-    fn make_rpm(files: &[(&str, &[u8], u32)], links: &[(&str, &str)]) -> Vec<u8> {
+    pub(crate) fn make_rpm(files: &[(&str, &[u8], u32)], links: &[(&str, &str)]) -> Vec<u8> {
         let mut cpio_bytes = Vec::new();
         let mut ino = 1;
         for (name, data, mode) in files {
@@ -601,7 +601,7 @@ pub(crate) mod tests {
             h.extend_from_slice(&[0; 4]);
             h.extend_from_slice(&0u32.to_be_bytes());
             h.extend_from_slice(&data_len.to_be_bytes());
-            h.extend(std::iter::repeat(0u8).take(data_len as usize));
+            h.resize(h.len() + data_len as usize, 0);
             h
         };
         rpm.extend(header(3)); // 19 bytes: padded to 24

@@ -403,7 +403,7 @@ pub fn choose_mirror(sources: &[AptSource]) -> Option<Mirror> {
             if s.components.iter().any(|c| c == "main") {
                 score += 1;
             }
-            if best.as_ref().map_or(true, |(b, _, _)| score > *b) {
+            if !matches!(best, Some((b, _, _)) if score <= b) {
                 best = Some((score, s, uri));
             }
         }
@@ -650,7 +650,8 @@ impl PackageQuery {
             && self
                 .version_prefix
                 .as_deref()
-                .map_or(true, |p| e.version.starts_with(p))
+                .map(|p| e.version.starts_with(p))
+                .unwrap_or(true)
     }
 }
 
@@ -1065,6 +1066,8 @@ impl Archive {
         what: &str,
         progress: &dyn Fn(u64, u64),
     ) -> Result<(PathBuf, String)> {
+        let expected = expected_sha256.map(cache::check_digest).transpose()?;
+        let expected_sha256 = expected.as_deref();
         if let Some(d) = expected_sha256 {
             let blob = self.cache.blob_path(d);
             if blob.is_file() {
@@ -1202,10 +1205,20 @@ impl Archive {
                     "the server refused or failed; retry later or use another mirror".to_string()
                 },
             }),
-            Err(ureq::Error::Transport(t)) => Err(DebianError::Transport {
-                url: url.to_string(),
-                message: t.to_string(),
-            }),
+            Err(ureq::Error::Transport(t)) => {
+                // ureq's own text repeats the URL, which the error already names.
+                let mut message = t.kind().to_string();
+                if let Some(m) = t.message() {
+                    message = format!("{message}: {m}");
+                }
+                if let Some(src) = std::error::Error::source(&t) {
+                    message = format!("{message}: {src}");
+                }
+                Err(DebianError::Transport {
+                    url: url.to_string(),
+                    message,
+                })
+            }
         }
     }
 }

@@ -510,6 +510,7 @@ modules = ["virtio_net"]
     #[test]
     fn missing_package_in_files_is_reported() {
         let mut ul = userland();
+        ul.files.clear();
         ul.files.insert("/x".into(), "nothere:x".into());
         let inputs = Inputs {
             userland: &ul,

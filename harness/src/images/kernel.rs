@@ -638,17 +638,27 @@ fn choose_package(
     })();
     match from_index {
         Ok(e) => {
-            let r = Resolution {
-                manifest: m.name.clone(),
-                manifest_digest: digest,
-                version: version.map(str::to_string),
-                package: e.clone(),
-                resolved_at: now_secs(),
-            };
-            cache::atomic_write(
-                &res_path,
-                &serde_json::to_vec_pretty(&r).expect("serializable"),
-            )?;
+            // Rewrite the record only when the choice changed, so that a
+            // cached run leaves the cache untouched.
+            let previous: Option<Resolution> = fs::read(&res_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let unchanged = previous.as_ref().is_some_and(|p| {
+                p.manifest_digest == digest && p.package == e && p.version.as_deref() == version
+            });
+            if !unchanged {
+                let r = Resolution {
+                    manifest: m.name.clone(),
+                    manifest_digest: digest,
+                    version: version.map(str::to_string),
+                    package: e.clone(),
+                    resolved_at: now_secs(),
+                };
+                cache::atomic_write(
+                    &res_path,
+                    &serde_json::to_vec_pretty(&r).expect("serializable"),
+                )?;
+            }
             Ok(e)
         }
         // A wrong version or pattern is not cured by an old resolution.
@@ -739,20 +749,25 @@ fn resolve_rpm(
     let pin_path = cache
         .dir("kernels/pins")?
         .join(format!("{}.json", cache::sanitize_name(&m.name)));
-    let pinned: Option<String> = m.sha256.clone().or_else(|| {
-        fs::read(&pin_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Pin>(&b).ok())
-            .filter(|p| p.url == url)
-            .map(|p| p.sha256)
-    });
+    let file_name = url.rsplit('/').next().unwrap_or(&url).to_string();
+    let pinned: Option<String> = m
+        .sha256
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .or_else(|| {
+            fs::read(&pin_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Pin>(&b).ok())
+                .filter(|p| p.url == url)
+                .map(|p| p.sha256)
+        });
     if let Some(d) = &pinned {
         let dir = cache.root().join("kernels").join(d);
         if let Some(t) = read_marker(&dir) {
             return Ok(tree_to_resolved(
                 alias,
                 Some(m),
-                Some(&m.name),
+                Some(&file_name),
                 m.version.as_deref(),
                 &dir,
                 &t,
@@ -760,7 +775,6 @@ fn resolve_rpm(
             ));
         }
     }
-    let file_name = url.rsplit('/').next().unwrap_or(&url).to_string();
     let (rpm, digest) = archive
         .fetch_blob(&url, pinned.as_deref(), None, &format!("RPM {file_name}"), progress)
         .map_err(|e| match e {
@@ -1885,6 +1899,74 @@ version_prefix = "1.0."
         )
         .unwrap_err();
         assert!(matches!(e, KernelError::Local { .. }), "{e}");
+    }
+
+    /// kind rpm-url from a file:// URL: pinned on first download, then served from the cache.
+    #[test]
+    fn rpm_kernel_pins_on_first_download() {
+        use crate::images::deb::tests::make_rpm;
+        let tmp = tempfile::tempdir().unwrap();
+        let elf = tiny_elf(&[]);
+        let bz = fake_bzimage("gz", &elf);
+        let rel = "3.10.0-1.el7.x86_64";
+        let rpm = make_rpm(
+            &[
+                (&format!("boot/vmlinuz-{rel}"), &bz, 0o755),
+                (&format!("lib/modules/{rel}/kernel/fs/x.ko.xz"), b"x", 0o644),
+            ],
+            &[],
+        );
+        let rpm_path = tmp.path().join("kernel.rpm");
+        fs::write(&rpm_path, &rpm).unwrap();
+        let text = format!(
+            "name = \"c7\"\naliases = [\"3.10\"]\ndistro = \"centos-7\"\nkind = \"rpm-url\"\nurl = \"file://{}\"\nversion = \"3.10.0-1.el7\"\n",
+            rpm_path.display()
+        );
+        let m = parse_manifest(Path::new("c7.toml"), &text).unwrap();
+        let cache = Cache::new(tmp.path().join("cache"));
+        let warnings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let w = warnings.clone();
+        let archive = Archive::without_mirror(cache.clone(), "no mirror needed")
+            .with_warnings(move |s| w.lock().unwrap().push(s.to_string()));
+        let ms = std::slice::from_ref(&m);
+        let r = resolve(&KernelSpec::parse("3.10.0-1.el7"), ms, &archive, &|_, _| {}).unwrap();
+        assert_eq!(r.release, rel);
+        assert_eq!(r.hash, cache::sha256_bytes(&rpm));
+        assert!(!r.pvh);
+        assert_eq!(fs::read(r.vmlinux.as_ref().unwrap()).unwrap(), elf);
+        let warned = warnings.lock().unwrap().join("\n");
+        assert!(
+            warned.contains(&format!("sha256 = \"{}\"", r.hash)),
+            "{warned}"
+        );
+        // The source changes: the pin keeps the cached kernel (no download at all) ...
+        fs::write(&rpm_path, b"tampered").unwrap();
+        let again = resolve(&KernelSpec::parse("3.10"), ms, &archive, &|_, _| {}).unwrap();
+        assert_eq!(again.alias, "3.10");
+        assert_eq!(
+            ResolvedKernel {
+                alias: r.alias.clone(),
+                ..again
+            },
+            r
+        );
+        // ... and a fresh cache holding only the pin refuses the changed file.
+        fs::remove_dir_all(cache.root().join(format!("kernels/{}", r.hash))).unwrap();
+        fs::remove_dir_all(cache.root().join("blobs")).unwrap();
+        let e = resolve(&KernelSpec::parse("3.10"), ms, &archive, &|_, _| {}).unwrap_err();
+        assert!(
+            matches!(e, KernelError::Debian(DebianError::ChecksumMismatch { .. })),
+            "{e}"
+        );
+        // Offline and not cached: says where CentOS kernels come from.
+        let off = Archive::without_mirror(cache, "x").with_offline(true);
+        let e = resolve(&KernelSpec::parse("3.10"), ms, &off, &|_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("CentOS vault") && e.contains("repro images fetch 3.10"),
+            "{e}"
+        );
     }
 
     /// The whole Debian path on a local (file://) mirror: index, pick, download, unpack,

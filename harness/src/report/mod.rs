@@ -5,7 +5,13 @@
 //! Invariant: every report file is rendered from `summary.json`'s type, so
 //! `repro report DIR` can re-render all of them.
 
+pub mod compare;
+pub mod html;
+pub mod junit;
+pub mod markdown;
+pub mod merge;
+pub mod render;
 pub mod summary;
 pub mod terminal;
 
-pub use summary::{CellRecord, RunMeta, RunSummary, SCHEMA_VERSION};
+pub use summary::{CellRecord, Expect, RunMeta, RunSummary, Status, SCHEMA_VERSION};

@@ -37,16 +37,147 @@ pub struct CellRecord {
     pub params: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_metric: Option<String>,
+    /// What the matrix expects of this cell (`any` for `repro run`).
+    #[serde(default)]
+    pub expect: Expect,
     pub attempts: Vec<Attempt>,
 }
 
+/// A cell's expectation: the outcome that makes it pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expect {
+    Reproduced,
+    #[default]
+    NotReproduced,
+    Skipped,
+    Crashed,
+    Timeout,
+    /// Record without judging.
+    Any,
+}
+
+impl Expect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expect::Reproduced => "reproduced",
+            Expect::NotReproduced => "not-reproduced",
+            Expect::Skipped => "skipped",
+            Expect::Crashed => "crashed",
+            Expect::Timeout => "timeout",
+            Expect::Any => "any",
+        }
+    }
+
+    /// Whether `o` satisfies the expectation.
+    pub fn accepts(self, o: Outcome) -> bool {
+        match self {
+            Expect::Any => !matches!(o, Outcome::Error | Outcome::Cancelled),
+            Expect::Reproduced => o == Outcome::Reproduced,
+            Expect::NotReproduced => o == Outcome::NotReproduced,
+            Expect::Skipped => o == Outcome::Skipped,
+            Expect::Crashed => o == Outcome::Crashed,
+            Expect::Timeout => o == Outcome::Timeout,
+        }
+    }
+}
+
+/// A cell's judged status, derived from its attempts and expectation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Every judged attempt met the expectation.
+    Passed,
+    /// Every judged attempt missed it.
+    Failed,
+    /// Attempts disagree: some met it, some did not.
+    Flaky,
+    /// Only infrastructure errors: the harness could not judge the cell.
+    Error,
+    /// Interrupted before any attempt finished.
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Flaky => "flaky",
+            Status::Error => "error",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
 impl CellRecord {
-    /// The cell's outcome: the last attempt's (all attempts are kept).
+    /// The cell's outcome: the most frequent outcome among attempts that
+    /// are not infrastructure errors (ties: the later one), else the last
+    /// attempt's. All attempts are kept; this is only a summary.
     pub fn outcome(&self) -> Outcome {
-        self.attempts
-            .last()
+        let judged: Vec<Outcome> = self
+            .attempts
+            .iter()
             .map(|a| a.outcome)
-            .unwrap_or(Outcome::Cancelled)
+            .filter(|o| !matches!(o, Outcome::Error | Outcome::Cancelled))
+            .collect();
+        if judged.is_empty() {
+            return self
+                .attempts
+                .last()
+                .map(|a| a.outcome)
+                .unwrap_or(Outcome::Cancelled);
+        }
+        let mut best = judged[0];
+        let mut best_n = 0;
+        for o in &judged {
+            let n = judged.iter().filter(|x| *x == o).count();
+            if n >= best_n {
+                best = *o;
+                best_n = n;
+            }
+        }
+        best
+    }
+
+    /// Whether the attempts' outcomes disagree (ignoring infrastructure
+    /// errors).
+    pub fn is_flaky(&self) -> bool {
+        let mut outcomes = self
+            .attempts
+            .iter()
+            .map(|a| a.outcome)
+            .filter(|o| !matches!(o, Outcome::Error | Outcome::Cancelled));
+        match outcomes.next() {
+            Some(first) => outcomes.any(|o| o != first),
+            None => false,
+        }
+    }
+
+    /// Passed, failed, flaky, error or cancelled.
+    pub fn status(&self) -> Status {
+        let judged: Vec<Outcome> = self
+            .attempts
+            .iter()
+            .map(|a| a.outcome)
+            .filter(|o| !matches!(o, Outcome::Error | Outcome::Cancelled))
+            .collect();
+        if judged.is_empty() {
+            return match self.attempts.last().map(|a| a.outcome) {
+                Some(Outcome::Error) => Status::Error,
+                _ => Status::Cancelled,
+            };
+        }
+        let ok = judged.iter().filter(|o| self.expect.accepts(**o)).count();
+        if self.is_flaky() && self.expect != Expect::Any {
+            Status::Flaky
+        } else if ok == judged.len() {
+            Status::Passed
+        } else if ok == 0 {
+            Status::Failed
+        } else {
+            Status::Flaky
+        }
     }
 }
 
@@ -197,6 +328,7 @@ pub(crate) mod tests {
                 driver: None,
                 params: [("limit".to_string(), "100".to_string())].into(),
                 key_metric: Some("created".into()),
+                expect: Expect::Reproduced,
                 attempts: vec![attempt(Outcome::Reproduced)],
             }],
         }
@@ -212,6 +344,59 @@ pub(crate) mod tests {
         let text = std::fs::read_to_string(tmp.path().join("summary.json")).unwrap();
         assert!(text.contains("\"outcome\": \"reproduced\""), "{text}");
         assert!(text.contains("\"schema_version\": 1"));
+    }
+
+    fn cell(expect: Expect, outcomes: &[Outcome]) -> CellRecord {
+        let mut c = summary().cells.remove(0);
+        c.expect = expect;
+        c.attempts = outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let mut a = attempt(*o);
+                a.number = i as u32 + 1;
+                a
+            })
+            .collect();
+        c
+    }
+
+    use rstest::rstest;
+    use Outcome::*;
+
+    #[rstest]
+    #[case(Expect::Reproduced, &[Reproduced], Status::Passed)]
+    #[case(Expect::NotReproduced, &[Reproduced], Status::Failed)]
+    #[case(Expect::Reproduced, &[Reproduced, NotReproduced, Reproduced], Status::Flaky)]
+    #[case(Expect::Reproduced, &[Error, Reproduced], Status::Passed)]
+    #[case(Expect::Reproduced, &[Error, Error], Status::Error)]
+    #[case(Expect::Reproduced, &[Cancelled], Status::Cancelled)]
+    #[case(Expect::Any, &[Reproduced, NotReproduced], Status::Passed)]
+    #[case(Expect::Any, &[Error], Status::Error)]
+    #[case(Expect::NotReproduced, &[Crashed], Status::Failed)]
+    #[case(Expect::Crashed, &[Crashed], Status::Passed)]
+    #[case(Expect::Skipped, &[Skipped, Skipped], Status::Passed)]
+    fn status_is_derived_from_attempts(
+        #[case] expect: Expect,
+        #[case] outcomes: &[Outcome],
+        #[case] want: Status,
+    ) {
+        assert_eq!(cell(expect, outcomes).status(), want);
+    }
+
+    #[rstest]
+    #[case(&[Reproduced, NotReproduced, Reproduced], Reproduced, true)]
+    #[case(&[NotReproduced, Error], NotReproduced, false)]
+    #[case(&[Error], Error, false)]
+    #[case(&[Reproduced, NotReproduced], NotReproduced, true)]
+    fn outcome_and_flakiness(
+        #[case] outcomes: &[Outcome],
+        #[case] want: Outcome,
+        #[case] flaky: bool,
+    ) {
+        let c = cell(Expect::Any, outcomes);
+        assert_eq!(c.outcome(), want);
+        assert_eq!(c.is_flaky(), flaky);
     }
 
     #[test]

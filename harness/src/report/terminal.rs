@@ -115,6 +115,30 @@ impl EventSink for TerminalReporter {
                     "repro run {run_id}: {cells} cell(s); results in {}",
                     dir.display()
                 ));
+                if *cells > 1 {
+                    let b = self.bar("overall", || {
+                        let b = ProgressBar::new(*cells as u64);
+                        b.set_style(
+                            ProgressStyle::with_template("cells {pos}/{len} {bar:30} {elapsed}")
+                                .unwrap(),
+                        );
+                        b
+                    });
+                    b.tick();
+                }
+            }
+            Event::CellFinished {
+                id,
+                status,
+                done,
+                total,
+            } => {
+                if let Some(b) = self.bars.lock().unwrap().get("overall") {
+                    b.set_position(*done as u64);
+                }
+                if !self.tty {
+                    eprintln!("[{done}/{total}] {id}: {}", status.as_str());
+                }
             }
             Event::Info(s) => self.note(s),
             Event::Download { what, done, total } => {
@@ -170,6 +194,7 @@ impl EventSink for TerminalReporter {
                 self.line(&attempt_line(id, attempt, key_metric.as_deref()));
             }
             Event::RunFinished { dir, interrupted } => {
+                self.finish_bar("overall");
                 if *interrupted {
                     self.note(&format!(
                         "interrupted: partial results written to {}",
@@ -183,10 +208,70 @@ impl EventSink for TerminalReporter {
     }
 }
 
+/// The end-of-run table: one row per cell with status, outcome, attempts
+/// and key metric.
+pub fn summary_table(s: &crate::report::RunSummary) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let width = s.cells.iter().map(|c| c.id.len()).max().unwrap_or(4).max(4);
+    let _ = writeln!(
+        out,
+        "\n{:<width$}  {:<9} {:<15} {:>8}  key metric",
+        "cell", "status", "outcome", "attempts"
+    );
+    for c in &s.cells {
+        let metric = c
+            .key_metric
+            .as_deref()
+            .and_then(|k| {
+                c.attempts
+                    .iter()
+                    .rev()
+                    .find_map(|a| a.metrics.get(k).map(|m| (k, m)))
+            })
+            .map(|(k, m)| {
+                let v = match &m.value {
+                    serde_json::Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                };
+                format!("{k}={v} {}", m.unit)
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<9} {:<15} {:>8}  {}",
+            c.id,
+            c.status().as_str(),
+            c.outcome().as_str(),
+            c.attempts.len(),
+            metric.trim()
+        );
+    }
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for c in &s.cells {
+        *counts.entry(c.status().as_str()).or_default() += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let _ = writeln!(out, "{} cell(s): {}", s.cells.len(), parts.join(", "));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::summary::tests::attempt;
+
+    #[test]
+    fn table_lists_cells_with_status() {
+        let s = crate::report::summary::tests::summary();
+        let t = summary_table(&s);
+        assert!(
+            t.contains("memcg-fill/kernel=6.1/cgroup=v1  passed    reproduced"),
+            "{t}"
+        );
+        assert!(t.contains("created=65533 cgroups"), "{t}");
+        assert!(t.contains("1 cell(s): 1 passed"), "{t}");
+    }
 
     #[test]
     fn line_has_outcome_metric_and_timings() {

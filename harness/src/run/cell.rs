@@ -15,17 +15,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What a cell runs: a scenario with parameters on one kernel.
+/// What a cell runs: a scenario with parameters on one kernel (and
+/// kubelet profile, driver, cgroup version).
 #[derive(Debug, Clone)]
 pub struct CellPlan {
     pub id: String,
     pub scenario: Scenario,
     pub kernel: String,
+    pub kubelet: Option<String>,
+    pub driver: Option<String>,
     pub cgroup: String,
     pub params: BTreeMap<String, String>,
     /// Extra `REPRO_*` variables (kubelet profile values).
     pub extra_env: Vec<(String, String)>,
+    pub expect: crate::report::Expect,
+    /// Attempts to make (all are kept).
+    pub repeat: u32,
     pub memory_mib: Option<u32>,
+    pub vcpus: Option<u32>,
+    pub timeout_s: Option<u64>,
 }
 
 /// Settings shared by all cells of a run.
@@ -250,7 +258,7 @@ fn boot(
             initrd: kernel.image.clone(),
             append: vec![format!("repro.key={}", ctx.key.public_base64())],
             memory_mib: memory,
-            vcpus: cell.scenario.manifest.vcpus.max(1),
+            vcpus: cell.vcpus.unwrap_or(cell.scenario.manifest.vcpus).max(1),
             ssh_port: port,
             console_log: dir.join("console.log"),
             tsc_khz: crate::vm::qemu::host_tsc_khz(),
@@ -317,7 +325,11 @@ fn run_scenario(
     let (Ok(mut out), Ok(mut err)) = (open("stdout.log"), open("stderr.log")) else {
         return ScriptEnd::Lost("cannot create the log files".into());
     };
-    let timeout = Duration::from_secs(cell.scenario.manifest.timeout_s.max(1));
+    let timeout = Duration::from_secs(
+        cell.timeout_s
+            .unwrap_or(cell.scenario.manifest.timeout_s)
+            .max(1),
+    );
     let cancel = ctx.cancel.clone();
     let mut watch = || guest_gone(vm, &cancel);
     match session.run(&cmd, None, &mut out, &mut err, timeout, &mut watch) {

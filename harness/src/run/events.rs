@@ -35,6 +35,13 @@ pub enum Event {
         attempt: Box<Attempt>,
         key_metric: Option<String>,
     },
+    /// A cell has all its attempts.
+    CellFinished {
+        id: String,
+        status: crate::report::Status,
+        done: usize,
+        total: usize,
+    },
     RunFinished {
         dir: std::path::PathBuf,
         interrupted: bool,

@@ -12,28 +12,40 @@ pub use events::{Event, EventSink};
 
 use crate::images::Cache;
 use crate::model::{Attempt, KernelInfo, Outcome, Phase, Timings};
+use crate::report::Expect;
 use crate::report::{CellRecord, RunMeta, RunSummary, SCHEMA_VERSION};
 use crate::scenario::{self, Scenario};
 use crate::vm::{self, AccelChoice};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// What `repro run` asked for.
-pub struct RunOptions {
-    pub root: PathBuf,
+/// What `repro run` asked for: scenarios × kernels from the CLI.
+pub struct RunRequest {
     pub scenarios: Vec<String>,
     pub kernels: Vec<String>,
+    pub kubelets: Vec<String>,
+    pub drivers: Vec<String>,
     pub params: Vec<(String, String)>,
     pub cgroup: Option<String>,
+    pub memory_mib: Option<u32>,
+    pub repeat: u32,
+}
+
+/// How to execute cells (shared by `repro run` and `repro matrix`).
+pub struct ExecOptions {
+    pub root: PathBuf,
     pub results_root: PathBuf,
     pub cache: Cache,
     pub mirror: Option<String>,
     pub accel: AccelChoice,
-    pub memory_mib: Option<u32>,
     pub boot_timeout: Duration,
+    /// Cells in parallel (0: what cores and memory allow).
+    pub jobs: usize,
+    /// Extra attempts after an infrastructure `error`.
+    pub retries: u32,
     pub command: String,
 }
 
@@ -41,7 +53,7 @@ pub struct RunOptions {
 pub struct RunDone {
     pub dir: PathBuf,
     pub summary: RunSummary,
-    /// Cells whose last attempt is `error` (the harness could not run them).
+    /// Cells whose status is `error` (the harness could not run them).
     pub infrastructure_errors: usize,
 }
 
@@ -51,6 +63,10 @@ pub enum RunError {
     Scenario(#[from] scenario::ScenarioError),
     #[error(transparent)]
     Prepare(#[from] prepare::PrepareError),
+    #[error(transparent)]
+    Profile(#[from] crate::kubelet::ProfileError),
+    #[error(transparent)]
+    Matrix(#[from] crate::plan::MatrixError),
     #[error("cannot create the results folder {path}: {source}")]
     Results {
         path: PathBuf,
@@ -60,6 +76,8 @@ pub enum RunError {
     Summary(#[from] crate::report::summary::SummaryError),
     #[error("cannot make the run's SSH key: {0}")]
     Key(#[from] crate::guest::keys::KeyError),
+    #[error("no cells to run{0}")]
+    Empty(String),
 }
 
 /// Current UTC time as RFC 3339.
@@ -87,11 +105,6 @@ fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
     std::fs::File::open("/dev/urandom")?.read_exact(buf)
 }
 
-/// A cell's stable id.
-pub fn cell_id(scenario: &str, kernel: &str, cgroup: &str) -> String {
-    format!("{scenario}/kernel={kernel}/cgroup={cgroup}")
-}
-
 /// Text for `repro list`.
 pub fn list_text(root: &Path) -> Result<String, RunError> {
     let mut s = String::from("Scenarios:\n");
@@ -110,40 +123,182 @@ pub fn list_text(root: &Path) -> Result<String, RunError> {
     }
     s.push_str("\nKernels:\n");
     s.push_str(&prepare::kernels_text(root)?);
+    s.push_str(
+        "\nKubelet profiles (node-level actions of each kubelet version, not the binary):\n",
+    );
+    for p in crate::kubelet::load_all(&root.join("images/kubelet"))? {
+        s.push_str(&format!("  {:<6} {}\n", p.version, p.summary));
+    }
     Ok(s)
 }
 
-/// Runs every scenario × kernel cell once, in order.
-pub fn run(
-    opts: &RunOptions,
-    sink: &dyn EventSink,
-    cancel: Arc<AtomicBool>,
-) -> Result<RunDone, RunError> {
-    // Validate everything cheap before any download or boot.
-    let scen_root = opts.root.join("scenarios");
-    let scenarios: Vec<Scenario> = opts
+/// Builds the scenario × kernel × kubelet × driver cells of `repro run`.
+pub fn plans_from_request(root: &Path, req: &RunRequest) -> Result<Vec<CellPlan>, RunError> {
+    let scen_root = root.join("scenarios");
+    let scenarios: Vec<Scenario> = req
         .scenarios
         .iter()
         .map(|n| scenario::find(&scen_root, n))
         .collect::<Result<_, _>>()?;
+    let opt = |v: &[String]| -> Vec<Option<String>> {
+        if v.is_empty() {
+            vec![None]
+        } else {
+            v.iter().cloned().map(Some).collect()
+        }
+    };
     let mut plans: Vec<CellPlan> = Vec::new();
-    for k in &opts.kernels {
-        prepare::check_kernel_arg(&opts.root, k)?;
-        for sc in &scenarios {
-            let params = sc.params(&opts.params)?;
-            let cgroup = sc.cgroup(opts.cgroup.as_deref());
-            plans.push(CellPlan {
-                id: cell_id(sc.name(), k, &cgroup),
-                scenario: sc.clone(),
-                kernel: k.clone(),
-                cgroup,
-                params,
-                extra_env: vec![],
-                memory_mib: opts.memory_mib,
-            });
+    for k in &req.kernels {
+        prepare::check_kernel_arg(root, k)?;
+        for kubelet in opt(&req.kubelets) {
+            for driver in opt(&req.drivers) {
+                for sc in &scenarios {
+                    let params = sc.params(&req.params)?;
+                    let cgroup = sc.cgroup(req.cgroup.as_deref());
+                    plans.push(make_plan(
+                        root,
+                        sc,
+                        sc.name(),
+                        k,
+                        kubelet.clone(),
+                        driver.clone(),
+                        cgroup,
+                        params,
+                        Expect::Any,
+                        req.repeat.max(1),
+                    )?);
+                    let last = plans.last_mut().unwrap();
+                    last.memory_mib = req.memory_mib;
+                }
+            }
         }
     }
+    Ok(plans)
+}
 
+/// A plan with its id and the kubelet profile's environment.
+#[allow(clippy::too_many_arguments)]
+pub fn make_plan(
+    root: &Path,
+    sc: &Scenario,
+    label: &str,
+    kernel: &str,
+    kubelet: Option<String>,
+    driver: Option<String>,
+    cgroup: String,
+    params: BTreeMap<String, String>,
+    expect: Expect,
+    repeat: u32,
+) -> Result<CellPlan, RunError> {
+    let mut extra_env = Vec::new();
+    if let Some(v) = &kubelet {
+        let profile = crate::kubelet::find(&root.join("images/kubelet"), v)?;
+        extra_env = profile.env(driver.as_deref());
+    } else if let Some(d) = &driver {
+        extra_env.push(("REPRO_DRIVER".into(), d.clone()));
+    }
+    Ok(CellPlan {
+        id: crate::plan::cell_id(
+            label,
+            kernel,
+            kubelet.as_deref(),
+            driver.as_deref(),
+            &cgroup,
+        ),
+        scenario: sc.clone(),
+        kernel: kernel.to_string(),
+        kubelet,
+        driver,
+        cgroup,
+        params,
+        extra_env,
+        expect,
+        repeat,
+        memory_mib: None,
+        vcpus: None,
+        timeout_s: None,
+    })
+}
+
+/// Turns a matrix's cells into plans (filtered and sharded).
+pub fn plans_from_matrix(
+    root: &Path,
+    matrix: &crate::plan::Matrix,
+    profile: &crate::plan::Profile,
+    filter: Option<&crate::plan::Filter>,
+    shard: Option<crate::plan::Shard>,
+    repeat: Option<u32>,
+) -> Result<Vec<CellPlan>, RunError> {
+    let mut scenarios = BTreeMap::new();
+    for sc in scenario::list(&root.join("scenarios"))? {
+        let sc = sc?;
+        scenarios.insert(sc.name().to_string(), sc);
+    }
+    let mut plans = Vec::new();
+    for c in matrix.cells(&scenarios)? {
+        if filter.is_some_and(|f| !f.matches(&c)) || shard.is_some_and(|s| !s.contains(&c.id)) {
+            continue;
+        }
+        prepare::check_kernel_arg(root, &c.kernel)?;
+        let sc = &scenarios[&c.scenario];
+        let label = c.id.split('/').next().unwrap_or(&c.scenario).to_string();
+        let mut p = make_plan(
+            root,
+            sc,
+            &label,
+            &c.kernel,
+            c.kubelet.clone(),
+            c.driver.clone(),
+            c.cgroup.clone(),
+            c.params.clone(),
+            c.expect,
+            repeat.unwrap_or(c.repeat.max(profile.repeat)),
+        )?;
+        p.id = c.id.clone();
+        p.timeout_s = c.timeout_s;
+        p.memory_mib = c.memory_mib.or(profile.memory_mib);
+        p.vcpus = c.vcpus.or(profile.vcpus);
+        plans.push(p);
+    }
+    Ok(plans)
+}
+
+/// Parallel cells the machine can hold: cores, and guest memory against
+/// what is available (TCG guests keep one core busy each).
+pub fn default_jobs(plans: &[CellPlan]) -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let avail_mib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(4096);
+    let guest = plans
+        .iter()
+        .map(|p| u64::from(p.memory_mib.unwrap_or(p.scenario.manifest.memory_mib)) + 256)
+        .max()
+        .unwrap_or(1024);
+    let by_mem = (avail_mib.saturating_sub(1024) / guest).max(1) as usize;
+    cores.min(by_mem).max(1)
+}
+
+/// Runs `plans` (in parallel up to `opts.jobs`) and records everything
+/// under a new run folder.
+pub fn execute(
+    opts: &ExecOptions,
+    plans: Vec<CellPlan>,
+    sink: &dyn EventSink,
+    cancel: Arc<AtomicBool>,
+) -> Result<RunDone, RunError> {
+    if plans.is_empty() {
+        return Err(RunError::Empty(String::new()));
+    }
     let run_id = new_run_id();
     let dir = opts.results_root.join(&run_id);
     std::fs::create_dir_all(&dir).map_err(|source| RunError::Results {
@@ -152,7 +307,12 @@ pub fn run(
     })?;
     let key = crate::guest::KeyPair::generate()?;
     let qemu = vm::qemu_binary();
-    let mut summary = RunSummary {
+    let jobs = if opts.jobs == 0 {
+        default_jobs(&plans)
+    } else {
+        opts.jobs
+    };
+    let summary = Mutex::new(RunSummary {
         schema_version: SCHEMA_VERSION,
         run_id: run_id.clone(),
         started_at: now_rfc3339(),
@@ -168,93 +328,142 @@ pub fn run(
             command: opts.command.clone(),
         },
         cells: Vec::new(),
-    };
-    summary.write(&dir)?;
+    });
+    summary.lock().unwrap().write(&dir)?;
     sink.event(&Event::RunStarted {
         run_id,
         dir: dir.clone(),
         cells: plans.len(),
     });
+    if jobs > 1 {
+        sink.event(&Event::Info(format!(
+            "running up to {jobs} cells in parallel"
+        )));
+    }
 
+    // Kernels and images first, once each, in the order cells need them.
     let mut prepared: BTreeMap<String, Result<prepare::PreparedKernel, String>> = BTreeMap::new();
-    let mut accel = None;
     for plan in &plans {
-        let key_metric = plan.scenario.manifest.key_metric.clone();
-        let record = |attempts: Vec<Attempt>| CellRecord {
-            id: plan.id.clone(),
-            scenario: plan.scenario.name().into(),
-            kernel: plan.kernel.clone(),
-            cgroup: plan.cgroup.clone(),
-            kubelet: None,
-            driver: None,
-            params: plan.params.clone(),
-            key_metric: key_metric.clone(),
-            attempts,
-        };
-        if cancel.load(Ordering::SeqCst) {
-            let a = harness_attempt(
-                plan,
-                Outcome::Cancelled,
-                None,
-                "the run was interrupted before this cell started".into(),
-            );
-            summary.cells.push(record(vec![a]));
+        if prepared.contains_key(&plan.kernel) || cancel.load(Ordering::SeqCst) {
             continue;
         }
-        sink.event(&Event::CellStarted {
-            id: plan.id.clone(),
-        });
-        sink.event(&Event::Phase {
-            id: plan.id.clone(),
-            phase: Phase::Image,
-            detail: format!("kernel {}", plan.kernel),
-        });
-        let prep = prepared.entry(plan.kernel.clone()).or_insert_with(|| {
-            prepare::prepare_kernel(
-                &opts.root,
-                &opts.cache,
-                opts.mirror.as_deref(),
-                &plan.kernel,
-                sink,
-            )
-            .map_err(|e| e.to_string())
-        });
-        let attempt = match prep {
-            Err(e) => harness_attempt(plan, Outcome::Error, Some(Phase::Image), e.clone()),
-            Ok(p) => {
-                summary
-                    .meta
-                    .images
-                    .insert(plan.kernel.clone(), p.image_sha256.clone());
-                let a = *accel.get_or_insert_with(|| {
-                    let (a, why) =
-                        prepare::choose_accel(&opts.cache, &qemu, opts.accel, p, &plan.id);
-                    sink.event(&Event::Info(format!("accelerator: {} ({why})", a.as_str())));
-                    summary.meta.accel = a.as_str().into();
-                    summary.meta.accel_reason = why;
-                    a
-                });
-                let ctx = cell::RunContext {
-                    qemu: qemu.clone(),
-                    accel: a,
-                    key: &key,
-                    run_dir: &dir,
-                    boot_timeout: opts.boot_timeout,
-                    cancel: cancel.clone(),
-                    sink,
+        sink.event(&Event::Info(format!(
+            "preparing kernel {} and its guest image",
+            plan.kernel
+        )));
+        let p = prepare::prepare_kernel(
+            &opts.root,
+            &opts.cache,
+            opts.mirror.as_deref(),
+            &plan.kernel,
+            sink,
+        )
+        .map_err(|e| e.to_string());
+        if let Ok(p) = &p {
+            summary
+                .lock()
+                .unwrap()
+                .meta
+                .images
+                .insert(plan.kernel.clone(), p.image_sha256.clone());
+        }
+        prepared.insert(plan.kernel.clone(), p);
+    }
+    let accel = match prepared.values().find_map(|p| p.as_ref().ok()) {
+        Some(p) => {
+            let (a, why) = prepare::choose_accel(&opts.cache, &qemu, opts.accel, p, "");
+            sink.event(&Event::Info(format!("accelerator: {} ({why})", a.as_str())));
+            let mut s = summary.lock().unwrap();
+            s.meta.accel = a.as_str().into();
+            s.meta.accel_reason = why;
+            a
+        }
+        None => crate::vm::Accel::Tcg,
+    };
+
+    let queue: Mutex<std::collections::VecDeque<usize>> = Mutex::new((0..plans.len()).collect());
+    let records: Mutex<Vec<Option<CellRecord>>> = Mutex::new(vec![None; plans.len()]);
+    let done_count = std::sync::atomic::AtomicUsize::new(0);
+    let write_error: Mutex<Option<RunError>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(plans.len()) {
+            scope.spawn(|| loop {
+                if cancel.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Some(i) = queue.lock().unwrap().pop_front() else {
+                    break;
                 };
-                cell::run_attempt(&ctx, plan, p, 1)
-            }
-        };
-        sink.event(&Event::AttemptFinished {
-            id: plan.id.clone(),
-            attempt: Box::new(attempt.clone()),
-            key_metric: key_metric.clone(),
-        });
-        summary.cells.push(record(vec![attempt]));
-        summary.write(&dir)?;
+                let plan = &plans[i];
+                sink.event(&Event::CellStarted {
+                    id: plan.id.clone(),
+                });
+                let attempts = match &prepared[&plan.kernel] {
+                    Err(e) => {
+                        let a =
+                            harness_attempt(plan, Outcome::Error, Some(Phase::Image), e.clone());
+                        sink.event(&Event::AttemptFinished {
+                            id: plan.id.clone(),
+                            attempt: Box::new(a.clone()),
+                            key_metric: plan.scenario.manifest.key_metric.clone(),
+                        });
+                        vec![a]
+                    }
+                    Ok(p) => {
+                        let ctx = cell::RunContext {
+                            qemu: qemu.clone(),
+                            accel,
+                            key: &key,
+                            run_dir: &dir,
+                            boot_timeout: opts.boot_timeout,
+                            cancel: cancel.clone(),
+                            sink,
+                        };
+                        run_cell(&ctx, plan, p, opts.retries)
+                    }
+                };
+                let rec = record(plan, attempts);
+                let n = done_count.fetch_add(1, Ordering::SeqCst) + 1;
+                sink.event(&Event::CellFinished {
+                    id: plan.id.clone(),
+                    status: rec.status(),
+                    done: n,
+                    total: plans.len(),
+                });
+                let mut recs = records.lock().unwrap();
+                recs[i] = Some(rec);
+                let mut s = summary.lock().unwrap();
+                s.cells = recs.iter().flatten().cloned().collect();
+                if let Err(e) = s.write(&dir) {
+                    *write_error.lock().unwrap() = Some(e.into());
+                }
+            });
+        }
+    });
+    if let Some(e) = write_error.into_inner().unwrap() {
+        return Err(e);
     }
     let interrupted = cancel.load(Ordering::SeqCst);
+    let mut summary = summary.into_inner().unwrap();
+    summary.cells = records
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .zip(&plans)
+        .map(|(r, plan)| {
+            r.unwrap_or_else(|| {
+                record(
+                    plan,
+                    vec![harness_attempt(
+                        plan,
+                        Outcome::Cancelled,
+                        None,
+                        "the run was interrupted before this cell finished".into(),
+                    )],
+                )
+            })
+        })
+        .collect();
     summary.finished_at = Some(now_rfc3339());
     summary.complete = !interrupted;
     summary.write(&dir)?;
@@ -265,13 +474,63 @@ pub fn run(
     let infrastructure_errors = summary
         .cells
         .iter()
-        .filter(|c| c.outcome() == Outcome::Error)
+        .filter(|c| c.status() == crate::report::Status::Error)
         .count();
     Ok(RunDone {
         dir,
         summary,
         infrastructure_errors,
     })
+}
+
+/// All attempts of one cell: `repeat` judged attempts, each retried up to
+/// `retries` times after an infrastructure error.
+fn run_cell(
+    ctx: &cell::RunContext,
+    plan: &CellPlan,
+    p: &prepare::PreparedKernel,
+    retries: u32,
+) -> Vec<Attempt> {
+    let mut attempts = Vec::new();
+    let mut number = 0;
+    for _ in 0..plan.repeat.max(1) {
+        let mut tries = 0;
+        loop {
+            number += 1;
+            let a = cell::run_attempt(ctx, plan, p, number);
+            let infra = a.outcome == Outcome::Error;
+            ctx.sink.event(&Event::AttemptFinished {
+                id: plan.id.clone(),
+                attempt: Box::new(a.clone()),
+                key_metric: plan.scenario.manifest.key_metric.clone(),
+            });
+            attempts.push(a);
+            if infra && tries < retries && !ctx.cancel.load(Ordering::SeqCst) {
+                tries += 1;
+                continue;
+            }
+            break;
+        }
+        if ctx.cancel.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    attempts
+}
+
+fn record(plan: &CellPlan, attempts: Vec<Attempt>) -> CellRecord {
+    CellRecord {
+        id: plan.id.clone(),
+        scenario: plan.scenario.name().into(),
+        kernel: plan.kernel.clone(),
+        cgroup: plan.cgroup.clone(),
+        kubelet: plan.kubelet.clone(),
+        driver: plan.driver.clone(),
+        params: plan.params.clone(),
+        key_metric: plan.scenario.manifest.key_metric.clone(),
+        expect: plan.expect,
+        attempts,
+    }
 }
 
 /// An attempt the harness decided without booting (image failure, cancel).
@@ -309,11 +568,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_and_run_ids() {
-        assert_eq!(
-            cell_id("memcg-fill", "6.1", "v1"),
-            "memcg-fill/kernel=6.1/cgroup=v1"
-        );
+    fn run_ids_are_sortable_and_unique() {
         let a = new_run_id();
         assert_eq!(a.len(), "20261122-201500-3fa2".len(), "{a}");
         assert_ne!(a, new_run_id());

@@ -74,13 +74,38 @@ fn archive(cache: &Cache, mirror: Option<&str>, sink: &dyn EventSink) -> Archive
     Archive::from_discovery(debian::discover_mirror(mirror), cache.clone())
 }
 
-fn progress<'a>(sink: &'a dyn EventSink, what: String) -> impl Fn(u64, u64) + 'a {
-    move |done, total| {
-        sink.event(&Event::Download {
-            what: what.clone(),
+/// Forwards download progress as events and remembers whether any
+/// download happened (a cached file reports nothing).
+struct Progress<'a> {
+    sink: &'a dyn EventSink,
+    what: String,
+    seen: std::cell::Cell<bool>,
+}
+
+impl<'a> Progress<'a> {
+    fn new(sink: &'a dyn EventSink, what: String) -> Self {
+        Progress {
+            sink,
+            what,
+            seen: std::cell::Cell::new(false),
+        }
+    }
+
+    fn report(&self, done: u64, total: u64) {
+        self.seen.set(true);
+        self.sink.event(&Event::Download {
+            what: self.what.clone(),
             done,
             total,
-        })
+        });
+    }
+
+    /// Emits `DownloadFinished` if anything was downloaded.
+    fn finish(self) {
+        if self.seen.get() {
+            self.sink
+                .event(&Event::DownloadFinished { what: self.what });
+        }
     }
 }
 
@@ -94,14 +119,11 @@ pub fn fetch_kernel(
 ) -> Result<ResolvedKernel, PrepareError> {
     let manifests = kernel::load_manifests(&kernels_dir(root))?;
     let archive = archive(cache, mirror, sink);
-    let what = format!("kernel {arg}");
-    let k = kernel::resolve(
-        &KernelSpec::parse(arg),
-        &manifests,
-        &archive,
-        &progress(sink, what.clone()),
-    )?;
-    sink.event(&Event::DownloadFinished { what });
+    let p = Progress::new(sink, format!("kernel {arg}"));
+    let k = kernel::resolve(&KernelSpec::parse(arg), &manifests, &archive, &|d, t| {
+        p.report(d, t)
+    })?;
+    p.finish();
     Ok(k)
 }
 
@@ -214,9 +236,9 @@ pub fn fetch_userland(
             version_prefix: None,
         };
         let entry = archive.newest(&q)?;
-        let what = format!("{} {}", entry.name, entry.version);
-        let deb = archive.download(&entry, &progress(sink, what.clone()))?;
-        sink.event(&Event::DownloadFinished { what });
+        let p = Progress::new(sink, format!("{} {}", entry.name, entry.version));
+        let deb = archive.download(&entry, &|d, t| p.report(d, t))?;
+        p.finish();
         let root = cache.dir("userland")?.join(&entry.sha256);
         let done = root.join(".repro-complete");
         if !done.is_file() {

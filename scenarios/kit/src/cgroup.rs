@@ -179,13 +179,18 @@ pub fn cmd_cgroup_mount(args: &[String]) -> R<()> {
                         .map_err(|e| Fail::os(format!("mkdir {target}"), &e))?;
                     if let Err(e) = do_mount("cgroup", &target, "cgroup", c) {
                         let what = format!("mount -t cgroup -o {c} cgroup {target}");
-                        return Err(if e.raw_os_error() == Some(libc::EBUSY) {
-                            Fail::unavailable(format!(
+                        return Err(match e.raw_os_error() {
+                            Some(libc::EBUSY) => Fail::unavailable(format!(
                                 "{what}: {} (controller {c} is bound to another hierarchy, e.g. cgroup2)",
                                 util::err_text(&e)
-                            ))
-                        } else {
-                            Fail::os(what, &e)
+                            )),
+                            // The kernel logs "cgroup: Unknown subsys name": the controller
+                            // exists for cgroup2 only (e.g. CONFIG_MEMCG_V1=n since 6.11).
+                            Some(libc::EINVAL) | Some(libc::ENOENT) => Fail::unavailable(format!(
+                                "{what}: {} (this kernel has no cgroup v1 support for {c})",
+                                util::err_text(&e)
+                            )),
+                            _ => Fail::os(what, &e),
                         });
                     }
                     mounted_now.push(c.clone());
@@ -203,10 +208,12 @@ pub fn cmd_cgroup_mount(args: &[String]) -> R<()> {
                     mounted_now.push("cgroup2".into());
                 }
                 Some(m) if m.fstype == "cgroup2" => {}
-                Some(m) => return Err(Fail::unavailable(format!(
+                Some(m) => {
+                    return Err(Fail::unavailable(format!(
                     "{CGROUP_ROOT} already holds a {} mount: this guest is set up for cgroup v1",
                     m.fstype
-                ))),
+                )))
+                }
             }
             let root = Path::new(CGROUP_ROOT);
             let available = util::read_string(&root.join("cgroup.controllers"))?;

@@ -8,10 +8,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Instant;
 
-/// Errnos meaning "the kernel refuses more cgroups" (ENOMEM before Linux
-/// commit 11d6761218d1, ENOSPC after).
+/// Errnos meaning "the kernel refuses more memory cgroups": ENOMEM before
+/// Linux commit 11d6761218d1 (5.4-stable), ENOSPC after it (idr_alloc), and
+/// EBUSY once memcg IDs moved to an xarray (xa_alloc; seen on Debian 6.12).
 pub fn is_refusal(errno: i32) -> bool {
-    errno == libc::ENOSPC || errno == libc::ENOMEM
+    errno == libc::ENOSPC || errno == libc::ENOMEM || errno == libc::EBUSY
 }
 
 /// Name `<prefix>-<index>`; returns the index when `name` has that form.
@@ -211,6 +212,7 @@ mod tests {
     fn refusal_errnos() {
         assert!(is_refusal(libc::ENOSPC));
         assert!(is_refusal(libc::ENOMEM));
+        assert!(is_refusal(libc::EBUSY));
         assert!(!is_refusal(libc::EEXIST));
     }
 

@@ -1,0 +1,74 @@
+//! Bad input gets a clear message and exit status 2, before any boot.
+
+mod common;
+
+use common::*;
+
+fn stderr(args: &[&str]) -> (Option<i32>, String) {
+    let out = run(args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn unknown_kernel_lists_the_known_ones() {
+    let (code, err) = stderr(&["run", "memcg-fill", "--kernel", "9.99"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("9.99"), "{err}");
+    for k in ["bookworm", "6.1", "5.10", "6.12"] {
+        assert!(err.contains(k), "missing {k}: {err}");
+    }
+}
+
+#[test]
+fn unknown_scenario_lists_the_known_ones() {
+    let (code, err) = stderr(&["run", "memcg-fil", "--kernel", "6.1"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("unknown scenario `memcg-fil`") && err.contains("memcg-fill"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_parameter_is_rejected() {
+    let (code, err) = stderr(&["run", "memcg-fill", "--kernel", "6.1", "--param", "limt=3"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("limt") && err.contains("limit"), "{err}");
+}
+
+#[test]
+fn a_kernel_that_cannot_be_downloaded_says_what_to_do() {
+    // An empty cache and a mirror that refuses connections: nothing can be
+    // fetched, and the message names the package source and the fix.
+    let cache = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_repro"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--cache-dir", cache.path().to_str().unwrap()])
+        .args(["images", "fetch", "6.1"])
+        .env("REPRO_DEBIAN_MIRROR", "http://127.0.0.1:9/debian")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{err}");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.contains("127.0.0.1:9"), "{err}");
+    assert!(err.contains("repro images fetch"), "{err}");
+}
+
+#[test]
+fn list_shows_scenarios_and_kernels() {
+    let out = run(&["list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("memcg-fill") && text.contains("004_"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bookworm") && text.contains("trixie"),
+        "{text}"
+    );
+}

@@ -1,0 +1,65 @@
+//! Helpers for the end-to-end tests: run the real `repro` binary and read
+//! what it wrote.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The cache the tests share (REPRO_CACHE_DIR, else the user's default),
+/// so kernels are downloaded once per machine, not once per test.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("REPRO_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(repro::images::Cache::default_root)
+}
+
+/// `repro` in the package folder (so it finds scenarios/ and images/).
+pub fn repro() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_repro"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+/// Runs `repro` with `args` (and the shared cache unless `args` name one),
+/// printing its output for the test log.
+pub fn run(args: &[&str]) -> Output {
+    let mut c = repro();
+    if !args.contains(&"--cache-dir") {
+        c.arg("--cache-dir").arg(cache_dir());
+    }
+    let out = c.args(args).output().expect("run repro");
+    eprintln!(
+        "$ repro {}\n--- status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The single run folder under `results`.
+pub fn run_dir(results: &Path) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.pop().expect("a run folder")
+}
+
+pub fn summary(results: &Path) -> serde_json::Value {
+    let dir = run_dir(results);
+    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// Metric `name` of the first attempt of cell `i`.
+pub fn metric<'a>(s: &'a serde_json::Value, i: usize, name: &str) -> &'a serde_json::Value {
+    &s["cells"][i]["attempts"][0]["metrics"][name]["value"]
+}
+
+pub fn attempt(s: &serde_json::Value, i: usize) -> &serde_json::Value {
+    &s["cells"][i]["attempts"][0]
+}

@@ -1,0 +1,165 @@
+//! End-to-end: `repro run` boots real Debian kernels under QEMU (KVM if it
+//! really works here, else TCG) and runs real scenarios over SSH.
+
+mod common;
+
+use common::*;
+use rstest::rstest;
+
+/// Debian's 6.12 is built without the cgroup v1 memory controller
+/// (`# CONFIG_MEMCG_V1 is not set`), so it runs the v2 variant.
+#[rstest]
+#[case("5.10", "5.10.", "v1")]
+#[case("6.1", "6.1.", "v1")]
+#[case("6.12", "6.12.", "v2")]
+fn memcg_fill_with_a_small_limit_boots_each_debian_kernel(
+    #[case] kernel: &str,
+    #[case] release_prefix: &str,
+    #[case] cgroup: &str,
+) {
+    let results = tempfile::tempdir().unwrap();
+    let r = results.path().to_str().unwrap();
+    let out = run(&[
+        "run",
+        "memcg-fill",
+        "--kernel",
+        kernel,
+        "--cgroup",
+        cgroup,
+        "--param",
+        "limit=300",
+        "--results",
+        r,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = summary(results.path());
+    assert_eq!(s["schema_version"], 1);
+    assert_eq!(s["complete"], true);
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "not-reproduced", "{a}");
+    assert!(
+        a["kernel"]["release"]
+            .as_str()
+            .unwrap()
+            .starts_with(release_prefix),
+        "{}",
+        a["kernel"]
+    );
+    assert_eq!(metric(&s, 0, "created"), 300);
+    assert_eq!(metric(&s, 0, "pod_cgroup_created"), 1);
+    for key in ["image", "boot", "scenario", "total"] {
+        assert!(a["timings"][key].as_f64().unwrap() >= 0.0);
+    }
+    assert!(a["timings"]["boot"].as_f64().unwrap() > 0.0);
+    // Artefacts exist where the record says.
+    let dir = run_dir(results.path());
+    let console =
+        std::fs::read_to_string(dir.join(a["artifacts"]["console"].as_str().unwrap())).unwrap();
+    assert!(console.contains("REPRO-READY"), "{console}");
+    assert!(dir
+        .join(a["artifacts"]["stdout"].as_str().unwrap())
+        .is_file());
+    assert!(dir
+        .join(a["artifacts"]["result"].as_str().unwrap())
+        .is_file());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("memcg-fill/kernel="));
+}
+
+#[test]
+fn memcg_fill_to_exhaustion_on_6_1_reproduces_the_seed() {
+    let results = tempfile::tempdir().unwrap();
+    let r = results.path().to_str().unwrap();
+    let out = run(&["run", "memcg-fill", "--kernel", "6.1", "--results", r]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = summary(results.path());
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "reproduced", "{a}");
+    let created = metric(&s, 0, "created").as_u64().unwrap();
+    assert!((60_000..=65_535).contains(&created), "created {created}");
+    assert_eq!(metric(&s, 0, "errno_name"), "ENOSPC");
+    let pod = metric(&s, 0, "pod_cgroup_error").as_str().unwrap();
+    assert!(
+        pod.contains("kubepods/burstable/pod") && pod.contains("No space left on device"),
+        "{pod}"
+    );
+}
+
+#[test]
+fn memcg_fill_on_a_kernel_without_cgroup_v1_memory_is_skipped() {
+    let results = tempfile::tempdir().unwrap();
+    let r = results.path().to_str().unwrap();
+    let out = run(&[
+        "run",
+        "memcg-fill",
+        "--kernel",
+        "6.12",
+        "--cgroup",
+        "v1",
+        "--param",
+        "limit=10",
+        "--results",
+        r,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = summary(results.path());
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "skipped", "{a}");
+    assert!(a["reason"].as_str().unwrap().contains("v1"), "{a}");
+}
+
+/// Paths, sizes and modification times of everything in a cache.
+fn cache_snapshot(root: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let root = root.to_path_buf();
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(&root).unwrap().display().to_string();
+            if rel.starts_with("locks") || rel.starts_with("accel-probe") {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((rel, m.len(), m.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_second_run_downloads_and_builds_nothing() {
+    // A cache of its own, so that other tests filling the shared cache in
+    // parallel cannot disturb the comparison.
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("second-run-cache");
+    let results = tempfile::tempdir().unwrap();
+    let r = results.path().to_str().unwrap();
+    let c = cache.to_str().unwrap();
+    let args = [
+        "--cache-dir",
+        c,
+        "run",
+        "memcg-fill",
+        "--kernel",
+        "6.1",
+        "--param",
+        "limit=10",
+        "--results",
+        r,
+    ];
+    assert_eq!(run(&args).status.code(), Some(0));
+    let before = cache_snapshot(&cache);
+    assert!(before.iter().any(|(p, _, _)| p.starts_with("initramfs/")));
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0));
+    let after = cache_snapshot(&cache);
+    assert_eq!(before, after, "the second run changed the cache");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("downloaded"));
+}
