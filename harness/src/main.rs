@@ -130,6 +130,16 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Re-render summary.json, junit.xml, summary.md and report.html of a run.
+    Report { dir: PathBuf },
+    /// Cells whose outcome changed between two runs; exit 1 on a regression.
+    Compare {
+        old: PathBuf,
+        new: PathBuf,
+        /// Markdown (for a CI job summary) instead of text.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// List the scenarios, kernels and kubelet profiles.
     List,
     /// Manage cached kernels and images.
@@ -324,12 +334,38 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         } => fixed_in(
             &env, &guest, &scenario, &kernels, params, kubelet, cgroup, repeat,
         ),
+        Command::Report { dir } => {
+            let s = repro::report::RunSummary::read(&dir)?;
+            let dir = if dir.is_dir() {
+                dir
+            } else {
+                dir.parent().map(Path::to_path_buf).unwrap_or_default()
+            };
+            let files = repro::report::render::render_all(&s, &dir)
+                .with_context(|| format!("writing reports into {}", dir.display()))?;
+            for f in files {
+                println!("{}", f.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare { old, new, markdown } => {
+            let old = repro::report::RunSummary::read(&old)?;
+            let new = repro::report::RunSummary::read(&new)?;
+            let c = repro::report::compare::compare(&old, &new);
+            print!("{}", if markdown { c.markdown() } else { c.text() });
+            Ok(if c.has_regressions() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Merge { dirs, out } => {
             let out = out.unwrap_or_else(|| {
                 root.join("results")
                     .join(format!("merged-{}", run::new_run_id()))
             });
             let merged = repro::report::merge::merge_dirs(&dirs, &out)?;
+            repro::report::render::render_all(&merged, &out)?;
             println!(
                 "merged {} cell(s) from {} run(s) into {}",
                 merged.cells.len(),
@@ -349,6 +385,13 @@ fn execute(opts: &ExecOptions, plans: Vec<run::CellPlan>) -> Result<ExitCode> {
     let reporter = TerminalReporter::new();
     let done = run::execute(opts, plans, &reporter, cancel.clone())?;
     print!("{}", repro::report::terminal::summary_table(&done.summary));
+    match repro::report::render::render_all(&done.summary, &done.dir) {
+        Ok(_) => eprintln!("reports: {}", done.dir.join("report.html").display()),
+        Err(e) => eprintln!(
+            "warning: writing the reports into {} failed: {e}",
+            done.dir.display()
+        ),
+    }
     if cancel.load(Ordering::SeqCst) {
         return Ok(ExitCode::from(130));
     }

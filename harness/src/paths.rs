@@ -29,3 +29,11 @@ pub fn repo_root() -> PathBuf {
 fn is_root(dir: &Path) -> bool {
     dir.join("scenarios").is_dir() && dir.join("images").is_dir()
 }
+
+/// The scenarios folder: `REPRO_SCENARIOS_DIR` (used by the tests for
+/// their fixture scenarios), else `<root>/scenarios`.
+pub fn scenarios_dir(root: &Path) -> PathBuf {
+    std::env::var_os("REPRO_SCENARIOS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("scenarios"))
+}

@@ -20,7 +20,14 @@ const LOG_TEXT: &str = "repro-browser-test: the console log of memcg-fill on 6.1
 
 fn chromium() -> PathBuf {
     if let Some(p) = std::env::var_os("REPRO_CHROMIUM") {
-        return PathBuf::from(p);
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "REPRO_CHROMIUM={} is not a file; unset it to use chromium from PATH \
+             (install it with `apt-get install -y chromium`)",
+            p.display()
+        );
+        return p;
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     for name in ["chromium", "chromium-browser", "google-chrome"] {

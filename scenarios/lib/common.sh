@@ -131,6 +131,7 @@ record_context() {
     [ -n "$REPRO_KERNEL" ] && emit_string kernel_alias "$REPRO_KERNEL"
     [ -n "$CG_VERSION" ] && emit_string cgroup_version "$CG_VERSION"
     emit_string kubelet_version "$REPRO_KUBELET_VERSION"
+    [ -n "${REPRO_KUBELET_RUNC:-}" ] && emit_string kubelet_runc "$REPRO_KUBELET_RUNC"
     emit_metric kubelet_kmem_accounting "$REPRO_KUBELET_KMEM_ACCOUNTING"
     emit_string kubelet_cgroup_layout "$REPRO_KUBELET_CGROUP_LAYOUT"
     return 0

@@ -168,10 +168,16 @@ impl CellRecord {
                 _ => Status::Cancelled,
             };
         }
+        if self.expect == Expect::Any {
+            // Nothing to judge against: mixed outcomes are still flaky.
+            return if self.is_flaky() {
+                Status::Flaky
+            } else {
+                Status::Passed
+            };
+        }
         let ok = judged.iter().filter(|o| self.expect.accepts(**o)).count();
-        if self.is_flaky() && self.expect != Expect::Any {
-            Status::Flaky
-        } else if ok == judged.len() {
+        if ok == judged.len() {
             Status::Passed
         } else if ok == 0 {
             Status::Failed
@@ -371,7 +377,8 @@ pub(crate) mod tests {
     #[case(Expect::Reproduced, &[Error, Reproduced], Status::Passed)]
     #[case(Expect::Reproduced, &[Error, Error], Status::Error)]
     #[case(Expect::Reproduced, &[Cancelled], Status::Cancelled)]
-    #[case(Expect::Any, &[Reproduced, NotReproduced], Status::Passed)]
+    #[case(Expect::Any, &[Reproduced, NotReproduced], Status::Flaky)]
+    #[case(Expect::Reproduced, &[NotReproduced, Skipped], Status::Failed)]
     #[case(Expect::Any, &[Error], Status::Error)]
     #[case(Expect::NotReproduced, &[Crashed], Status::Failed)]
     #[case(Expect::Crashed, &[Crashed], Status::Passed)]

@@ -262,6 +262,14 @@ fn boot(
             ssh_port: port,
             console_log: dir.join("console.log"),
             tsc_khz: crate::vm::qemu::host_tsc_khz(),
+            name: format!(
+                "repro-{}-{}",
+                ctx.run_dir
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                cell_dir_name(&cell.id)
+            ),
         };
         let mut vm = Vm::start(spec).map_err(|e| (Outcome::Error, e.to_string()))?;
         // QEMU fails fast when the port is busy; otherwise it keeps running.
@@ -332,7 +340,13 @@ fn run_scenario(
     );
     let cancel = ctx.cancel.clone();
     let mut watch = || guest_gone(vm, &cancel);
-    match session.run(&cmd, None, &mut out, &mut err, timeout, &mut watch) {
+    let r = session.run(&cmd, None, &mut out, &mut err, timeout, &mut watch);
+    // An interrupt kills the guests at once: whatever error that caused
+    // is the interrupt's doing, not the scenario's or the guest's.
+    if cancel.load(Ordering::SeqCst) {
+        return ScriptEnd::Cancelled;
+    }
+    match r {
         Ok(code) => ScriptEnd::Exited(code),
         Err(GuestError::Timeout(s)) => ScriptEnd::TimedOut(s),
         Err(GuestError::Aborted(why)) if why == "cancelled" => ScriptEnd::Cancelled,

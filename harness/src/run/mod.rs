@@ -108,7 +108,7 @@ fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
 /// Text for `repro list`.
 pub fn list_text(root: &Path) -> Result<String, RunError> {
     let mut s = String::from("Scenarios:\n");
-    for sc in scenario::list(&root.join("scenarios"))? {
+    for sc in scenario::list(&crate::paths::scenarios_dir(root))? {
         match sc {
             Ok(sc) => s.push_str(&format!(
                 "  {:<22} {} (seed {} §{}; cgroup {})\n",
@@ -134,7 +134,7 @@ pub fn list_text(root: &Path) -> Result<String, RunError> {
 
 /// Builds the scenario × kernel × kubelet × driver cells of `repro run`.
 pub fn plans_from_request(root: &Path, req: &RunRequest) -> Result<Vec<CellPlan>, RunError> {
-    let scen_root = root.join("scenarios");
+    let scen_root = crate::paths::scenarios_dir(root);
     let scenarios: Vec<Scenario> = req
         .scenarios
         .iter()
@@ -230,7 +230,7 @@ pub fn plans_from_matrix(
     repeat: Option<u32>,
 ) -> Result<Vec<CellPlan>, RunError> {
     let mut scenarios = BTreeMap::new();
-    for sc in scenario::list(&root.join("scenarios"))? {
+    for sc in scenario::list(&crate::paths::scenarios_dir(root))? {
         let sc = sc?;
         scenarios.insert(sc.name().to_string(), sc);
     }
@@ -498,7 +498,9 @@ fn run_cell(
         loop {
             number += 1;
             let a = cell::run_attempt(ctx, plan, p, number);
-            let infra = a.outcome == Outcome::Error;
+            // Retry infrastructure failures only: a script that exited
+            // non-zero broke its contract, and would again.
+            let infra = a.outcome == Outcome::Error && a.exit_status.is_none();
             ctx.sink.event(&Event::AttemptFinished {
                 id: plan.id.clone(),
                 attempt: Box::new(a.clone()),

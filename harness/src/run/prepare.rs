@@ -287,6 +287,7 @@ pub fn choose_accel(
             ssh_port: vm::free_port().unwrap_or(0),
             console_log: tmp.clone(),
             tsc_khz: None,
+            name: "repro-kvm-probe".into(),
         };
         let r = accel::probe_boot(spec, Duration::from_secs(20));
         let _ = std::fs::remove_file(tmp);

@@ -42,6 +42,8 @@ pub struct VmSpec {
     /// TCG: PIT calibration under emulation fails when the host is busy,
     /// and a microvm guest without a TSC frequency hangs at boot.
     pub tsc_khz: Option<u64>,
+    /// QEMU's `-name`: lets people (and tests) find a run's guests in `ps`.
+    pub name: String,
 }
 
 /// Kernel arguments every guest gets: serial console, reboot (and so QEMU
@@ -75,6 +77,20 @@ pub fn parse_cpu_mhz(cpuinfo: &str) -> Option<u64> {
     (mhz > 0.0).then(|| (mhz * 1000.0).round() as u64)
 }
 
+/// `-name` takes QEMU option syntax: keep only characters that cannot be
+/// read as `key=value` or option separators.
+pub fn qemu_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// The full kernel command line.
 pub fn cmdline(spec: &VmSpec) -> String {
     let mut parts: Vec<String> = BASE_CMDLINE.iter().map(|s| s.to_string()).collect();
@@ -105,6 +121,8 @@ pub fn args(spec: &VmSpec) -> Vec<String> {
         Machine::Q35 => ("virtio-net-pci", "virtio-rng-pci"),
     };
     a.extend([
+        "-name".into(),
+        qemu_name(&spec.name),
         "-m".into(),
         spec.memory_mib.to_string(),
         "-smp".into(),
@@ -150,6 +168,7 @@ mod tests {
             ssh_port: 40022,
             console_log: "/tmp/console.log".into(),
             tsc_khz: Some(2_299_998),
+            name: "repro-test".into(),
         }
     }
 
@@ -180,6 +199,14 @@ mod tests {
         let a = args(&spec(Machine::Microvm, accel));
         assert_eq!(after(&a, "-accel"), vec![name]);
         assert_eq!(after(&a, "-cpu"), vec![cpu]);
+    }
+
+    #[test]
+    fn names_cannot_inject_options() {
+        assert_eq!(
+            qemu_name("repro-r1-hang__kernel=6.1,x"),
+            "repro-r1-hang__kernel_6.1_x"
+        );
     }
 
     #[test]

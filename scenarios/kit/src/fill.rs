@@ -192,6 +192,41 @@ pub fn cmd_memcg_rmdir(args: &[String]) -> R<()> {
     Ok(())
 }
 
+/// `try-mkdir PATH...`: mkdir each path in order, stop at the first failure.
+/// A failure is data, not an error: exit 0 with the errno in the JSON.
+pub fn cmd_try_mkdir(args: &[String]) -> R<()> {
+    let p = crate::args::parse(args, &[])?;
+    if p.positional.is_empty() {
+        return Err(Fail::usage("usage: try-mkdir PATH..."));
+    }
+    let mut created = 0u64;
+    let mut fail: Option<(&str, i32)> = None;
+    for path in &p.positional {
+        let c =
+            CString::new(path.as_bytes()).map_err(|_| Fail::usage("path contains a NUL byte"))?;
+        // SAFETY: valid NUL-terminated path.
+        if unsafe { libc::mkdir(c.as_ptr(), 0o755) } != 0 {
+            fail = Some((path, util::last_errno()));
+            break;
+        }
+        created += 1;
+    }
+    json::print(
+        &Obj::new()
+            .u("created", created)
+            .b("ok", fail.is_none())
+            .opt_s("failed_path", fail.map(|(p, _)| p))
+            .errno(fail.map(|(_, e)| e))
+            .b("refused", fail.is_some_and(|(_, e)| is_refusal(e)))
+            .opt_s(
+                "message",
+                fail.map(|(p, e)| format!("mkdir {p}: {}", util::strerror(e)))
+                    .as_deref(),
+            ),
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,39 +265,4 @@ mod tests {
         assert_eq!(list_numbered(&dir, "fill").unwrap(), vec![1, 2, 10]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
-}
-
-/// `try-mkdir PATH...`: mkdir each path in order, stop at the first failure.
-/// A failure is data, not an error: exit 0 with the errno in the JSON.
-pub fn cmd_try_mkdir(args: &[String]) -> R<()> {
-    let p = crate::args::parse(args, &[])?;
-    if p.positional.is_empty() {
-        return Err(Fail::usage("usage: try-mkdir PATH..."));
-    }
-    let mut created = 0u64;
-    let mut fail: Option<(&str, i32)> = None;
-    for path in &p.positional {
-        let c =
-            CString::new(path.as_bytes()).map_err(|_| Fail::usage("path contains a NUL byte"))?;
-        // SAFETY: valid NUL-terminated path.
-        if unsafe { libc::mkdir(c.as_ptr(), 0o755) } != 0 {
-            fail = Some((path, util::last_errno()));
-            break;
-        }
-        created += 1;
-    }
-    json::print(
-        &Obj::new()
-            .u("created", created)
-            .b("ok", fail.is_none())
-            .opt_s("failed_path", fail.map(|(p, _)| p))
-            .errno(fail.map(|(_, e)| e))
-            .b("refused", fail.is_some_and(|(_, e)| is_refusal(e)))
-            .opt_s(
-                "message",
-                fail.map(|(p, e)| format!("mkdir {p}: {}", util::strerror(e)))
-                    .as_deref(),
-            ),
-    );
-    Ok(())
 }

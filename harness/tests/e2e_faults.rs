@@ -1,0 +1,167 @@
+//! End-to-end fault handling with fixture scenarios (tests/scenarios):
+//! a kernel panic, a hang, a broken script, a dropped SSH connection, and
+//! interrupting or killing the harness while a guest runs.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios")
+}
+
+fn run_fixture(scenario: &str) -> (serde_json::Value, tempfile::TempDir) {
+    let results = tempfile::tempdir().unwrap();
+    let out = repro()
+        .env("REPRO_SCENARIOS_DIR", fixtures())
+        .args(["--cache-dir", cache_dir().to_str().unwrap()])
+        .args(["run", scenario, "--kernel", "6.1", "--results"])
+        .arg(results.path())
+        .output()
+        .unwrap();
+    eprintln!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (summary(results.path()), results)
+}
+
+#[test]
+fn a_guest_that_panics_ends_crashed_with_the_panic_title() {
+    let (s, _t) = run_fixture("panic");
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "crashed", "{a}");
+    let title = a["crash"]["title"].as_str().unwrap();
+    assert!(title.contains("sysrq triggered crash"), "{title}");
+    assert!(
+        a["crash"]["excerpt"]
+            .as_str()
+            .unwrap()
+            .contains("Kernel panic"),
+        "{a}"
+    );
+}
+
+#[test]
+fn a_scenario_that_hangs_ends_timeout() {
+    let (s, _t) = run_fixture("hang");
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "timeout", "{a}");
+    assert_eq!(a["phase"], "scenario");
+}
+
+#[test]
+fn a_script_that_breaks_its_contract_is_an_error_not_a_verdict() {
+    let (s, _t) = run_fixture("broken");
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "error", "{a}");
+    let reason = a["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("status 3") && reason.contains("something went wrong"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_dropped_ssh_connection_is_not_a_scenario_failure() {
+    let (s, _t) = run_fixture("dropssh");
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "error", "{a}");
+    assert!(
+        a["reason"].as_str().unwrap().contains("lost the guest"),
+        "{a}"
+    );
+}
+
+/// PIDs of QEMU processes whose command line contains `needle`.
+fn qemu_pids(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("qemu-system") && cmd.contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Starts `repro run slow` and waits until its guest runs the scenario.
+/// The caller waits for the child.
+#[allow(clippy::zombie_processes)]
+fn start_slow(results: &Path) -> (std::process::Child, String) {
+    let child = repro()
+        .env("REPRO_SCENARIOS_DIR", fixtures())
+        .args(["--cache-dir", cache_dir().to_str().unwrap()])
+        .args(["run", "slow", "--kernel", "6.1", "--results"])
+        .arg(results)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Liveness bound, not a performance limit: the image may need building.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        assert!(Instant::now() < deadline, "the slow scenario never started");
+        if let Ok(rd) = std::fs::read_dir(results) {
+            if let Some(run) = rd.flatten().map(|e| e.path()).find(|p| p.is_dir()) {
+                let log = run.join("slow__kernel=6.1__cgroup=v1/attempt-1/stdout.log");
+                if std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("slow start")
+                {
+                    let id = run.file_name().unwrap().to_string_lossy().into_owned();
+                    return (child, id);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_gone(needle: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if qemu_pids(needle).is_empty() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn sigterm_stops_every_guest_and_writes_partial_results() {
+    let results = tempfile::tempdir().unwrap();
+    let (mut child, run_id) = start_slow(results.path());
+    let needle = format!("-name repro-{run_id}-");
+    assert_eq!(qemu_pids(&needle).len(), 1, "one guest runs");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(wait_gone(&needle), "QEMU left behind after SIGTERM");
+    let s = summary(results.path());
+    assert_eq!(s["complete"], false);
+    assert_eq!(attempt(&s, 0)["outcome"], "cancelled", "{s}");
+}
+
+#[test]
+fn killing_the_harness_takes_its_guests_with_it() {
+    let results = tempfile::tempdir().unwrap();
+    let (mut child, run_id) = start_slow(results.path());
+    let needle = format!("-name repro-{run_id}-");
+    assert_eq!(qemu_pids(&needle).len(), 1);
+    child.kill().unwrap(); // SIGKILL: no handler runs
+    child.wait().unwrap();
+    assert!(wait_gone(&needle), "QEMU outlived a SIGKILLed harness");
+    // The summary written at the start is still readable.
+    assert_eq!(summary(results.path())["complete"], false);
+}

@@ -1,0 +1,2 @@
+echo "something went wrong" >&2
+exit 3

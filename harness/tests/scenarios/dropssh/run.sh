@@ -1,0 +1,3 @@
+echo "killing sshd"
+killall dropbear
+sleep 30

@@ -1,0 +1,2 @@
+echo "hanging"
+sleep 600

@@ -1,0 +1,3 @@
+echo "about to crash"
+echo c > /proc/sysrq-trigger
+sleep 60
