@@ -3,19 +3,19 @@
 //! - `cargo xtask setup`: install the host packages repro needs (QEMU,
 //!   OpenSSL headers for ssh2, pkg-config) through apt when missing.
 //! - `cargo xtask demo`: setup, then `repro run memcg-fill --kernel 6.1`.
-//! - `cargo xtask test`: setup, then the whole test suite, including the
-//!   end-to-end tests that boot real kernels.
+//! - `cargo xtask test`: setup (plus chromium for the HTML report test),
+//!   then the whole test suite, including the end-to-end tests that boot
+//!   real kernels.
 
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
 
-/// Debian packages the harness needs on the host, and the command each
-/// provides (checked first, so nothing is installed twice).
-const HOST_PACKAGES: &[(&str, &str)] = &[
-    ("qemu-system-x86", "qemu-system-x86_64"),
-    ("libssl-dev", ""),
-    ("pkg-config", "pkg-config"),
-];
+/// Debian packages the harness needs on the host.
+const HOST_PACKAGES: &[&str] = &["qemu-system-x86", "libssl-dev", "pkg-config"];
+
+/// Extra packages for the test suite: the HTML report is checked in a real
+/// headless browser.
+const TEST_PACKAGES: &[&str] = &["chromium"];
 
 fn main() -> Result<()> {
     let sh = Shell::new()?;
@@ -26,9 +26,9 @@ fn main() -> Result<()> {
     sh.change_dir(&root);
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("setup") => setup(&sh),
+        Some("setup") => setup(&sh, HOST_PACKAGES),
         Some("demo") => {
-            setup(&sh)?;
+            setup(&sh, HOST_PACKAGES)?;
             let rest = &args[1..];
             cmd!(
                 sh,
@@ -38,7 +38,8 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("test") => {
-            setup(&sh)?;
+            setup(&sh, HOST_PACKAGES)?;
+            setup(&sh, TEST_PACKAGES)?;
             let rest = &args[1..];
             cmd!(sh, "cargo test --workspace {rest...}").run()?;
             Ok(())
@@ -60,11 +61,11 @@ fn installed(sh: &Shell, package: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn setup(sh: &Shell) -> Result<()> {
-    let missing: Vec<&str> = HOST_PACKAGES
+fn setup(sh: &Shell, packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
-        .filter(|(pkg, _)| !installed(sh, pkg))
-        .map(|(pkg, _)| *pkg)
+        .copied()
+        .filter(|pkg| !installed(sh, pkg))
         .collect();
     if missing.is_empty() {
         return Ok(());

@@ -111,16 +111,21 @@ impl Status {
 }
 
 impl CellRecord {
+    /// Outcomes of the attempts that judged the scenario (not
+    /// infrastructure errors or interruptions), in order.
+    fn judged(&self) -> Vec<Outcome> {
+        self.attempts
+            .iter()
+            .map(|a| a.outcome)
+            .filter(|o| !matches!(o, Outcome::Error | Outcome::Cancelled))
+            .collect()
+    }
+
     /// The cell's outcome: the most frequent outcome among attempts that
     /// are not infrastructure errors (ties: the later one), else the last
     /// attempt's. All attempts are kept; this is only a summary.
     pub fn outcome(&self) -> Outcome {
-        let judged: Vec<Outcome> = self
-            .attempts
-            .iter()
-            .map(|a| a.outcome)
-            .filter(|o| !matches!(o, Outcome::Error | Outcome::Cancelled))
-            .collect();
+        let judged = self.judged();
         if judged.is_empty() {
             return self
                 .attempts
@@ -143,25 +148,13 @@ impl CellRecord {
     /// Whether the attempts' outcomes disagree (ignoring infrastructure
     /// errors).
     pub fn is_flaky(&self) -> bool {
-        let mut outcomes = self
-            .attempts
-            .iter()
-            .map(|a| a.outcome)
-            .filter(|o| !matches!(o, Outcome::Error | Outcome::Cancelled));
-        match outcomes.next() {
-            Some(first) => outcomes.any(|o| o != first),
-            None => false,
-        }
+        let judged = self.judged();
+        judged.iter().any(|o| *o != judged[0])
     }
 
     /// Passed, failed, flaky, error or cancelled.
     pub fn status(&self) -> Status {
-        let judged: Vec<Outcome> = self
-            .attempts
-            .iter()
-            .map(|a| a.outcome)
-            .filter(|o| !matches!(o, Outcome::Error | Outcome::Cancelled))
-            .collect();
+        let judged = self.judged();
         if judged.is_empty() {
             return match self.attempts.last().map(|a| a.outcome) {
                 Some(Outcome::Error) => Status::Error,
