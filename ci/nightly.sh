@@ -209,8 +209,11 @@ done
 mapfile -t runs < <(find "$work/shards" -mindepth 3 -maxdepth 3 -name summary.json -printf '%h\n' | sort)
 [ "${#runs[@]}" -gt 0 ] || die "no shard produced results" 3
 say "merge: ${#runs[@]} shard run(s)"
-"$repro" merge "${runs[@]}" --out "$work/nightly"
-"$repro" report "$work/nightly"
+# The merged run is named after its folder: a dated name tells the nights
+# apart in the comparison; the folder is then moved to $latest.
+merged="$work/nightly-$(date -u +%Y%m%d-%H%M%S)"
+"$repro" merge "${runs[@]}" --out "$merged"
+"$repro" report "$merged"
 
 # Rotate: the latest night becomes the baseline only if it ended `ok`
 # (as on GitHub, where the baseline is the last successful run); a night
@@ -225,7 +228,7 @@ if [ -d "$latest" ]; then
         rm -rf "$latest"
     fi
 fi
-mv "$work/nightly" "$latest"
+mv "$merged" "$latest"
 rm -rf "$work"
 echo incomplete > "$status_file"
 rm -f "$compare_md"

@@ -225,7 +225,13 @@ impl Env {
 fn real_main(cli: Cli) -> Result<ExitCode> {
     let root = repro::paths::repo_root();
     let cache = Cache::new(cli.cache_dir.clone().unwrap_or_else(Cache::default_root));
-    let mirror = cli.mirror.clone().or_else(|| matrix_mirror(&root));
+    // --mirror, then REPRO_DEBIAN_MIRROR (read by the images module), then
+    // matrix.toml's debian_mirror, then the host's apt sources.
+    let env_mirror = std::env::var_os("REPRO_DEBIAN_MIRROR").is_some();
+    let mirror = cli
+        .mirror
+        .clone()
+        .or_else(|| (!env_mirror).then(|| matrix_mirror(&root)).flatten());
     let env = Env {
         root: root.clone(),
         cache,
@@ -311,7 +317,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 cache: env.cache.clone(),
                 mirror: env.mirror.clone(),
             };
-            if env2.mirror.is_none() {
+            if env2.mirror.is_none() && std::env::var_os("REPRO_DEBIAN_MIRROR").is_none() {
                 env2.mirror = m.file.debian_mirror.clone();
             }
             let opts = env2.exec(

@@ -94,3 +94,27 @@ fn a_malformed_matrix_points_at_file_line_and_column() {
         "{err}"
     );
 }
+
+#[test]
+fn fixed_in_probes_each_kernel_and_reports_a_verdict() {
+    let results = tempfile::tempdir().unwrap();
+    let r = results.path().to_str().unwrap();
+    let out = run(&[
+        "fixed-in",
+        "inotify-exhaust",
+        "--kernel",
+        "5.10",
+        "--kernel",
+        "6.1",
+        "--results",
+        r,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The default inotify limit is still 128 on both: nothing fixed it.
+    assert!(
+        text.contains("5.10: Reproduces") && text.contains("6.1: Reproduces"),
+        "{text}"
+    );
+    assert!(text.contains("still reproduces on 6.1"), "{text}");
+}

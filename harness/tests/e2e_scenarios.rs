@@ -6,13 +6,20 @@ mod common;
 use common::*;
 
 fn run_cell(args: &[&str]) -> serde_json::Value {
+    run_cell_md(args).0
+}
+
+/// The summary and the Markdown report of a one-cell run.
+fn run_cell_md(args: &[&str]) -> (serde_json::Value, String) {
     let results = tempfile::tempdir().unwrap();
     let mut all: Vec<&str> = vec!["run"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--results", results.path().to_str().unwrap()]);
     let out = run(&all);
     assert_eq!(out.status.code(), Some(0));
-    summary(results.path())
+    let md =
+        std::fs::read_to_string(run_dir(results.path()).join("summary.md")).unwrap_or_default();
+    (summary(results.path()), md)
 }
 
 #[test]
@@ -98,6 +105,13 @@ fn memcg_stat_latency_proves_its_dying_memcgs_and_reports_a_curve() {
         "{a}"
     );
     assert!(metric(&s, 0, "dying_end").as_u64().unwrap() > 0, "{a}");
+    // The seeds' workaround was applied and timed.
+    assert!(
+        metric(&s, 0, "after_drop_caches_median_ms")
+            .as_f64()
+            .is_some(),
+        "{a}"
+    );
     let series = a["series"].as_object().unwrap();
     assert!(!series.is_empty(), "{a}");
     let points = series.values().next().unwrap()["points"]

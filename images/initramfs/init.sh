@@ -16,9 +16,13 @@ mount -t tmpfs tmpfs /run
 read -r cmdline < /proc/cmdline
 
 # Modules, dependencies first; `mod.param=value` kernel arguments are
-# passed on to insmod as a modprobe would.
+# passed on to insmod as a modprobe would. Without a PCI bus (microvm)
+# the virtio-pci chain is skipped: it would only cost boot time.
+pci=0
+[ -n "$(ls /sys/bus/pci/devices 2>/dev/null)" ] && pci=1
 while read -r m; do
     [ -n "$m" ] || continue
+    case "$m" in virtio_pci*) [ "$pci" = 1 ] || continue ;; esac
     params=""
     for arg in $cmdline; do
         case "$arg" in "$m".*) params="$params ${arg#"$m".}" ;; esac

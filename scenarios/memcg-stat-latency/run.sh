@@ -17,9 +17,10 @@ CHECKPOINT=${REPRO_PARAM_CHECKPOINT:-2000}
 READS=${REPRO_PARAM_READS:-20}
 FILE_KIB=${REPRO_PARAM_FILE_KIB:-4}
 FACTOR=${REPRO_PARAM_FACTOR:-10}
+THRESHOLD_MS=${REPRO_PARAM_THRESHOLD_MS:-100}
 STAT_FILE=${REPRO_PARAM_STAT_FILE:-}
-for v in "$COUNT" "$CHECKPOINT" "$READS" "$FILE_KIB" "$FACTOR"; do
-    case $v in '' | *[!0-9]*) die "params count, checkpoint, reads, file_kib and factor must be integers, got '$v'" ;; esac
+for v in "$COUNT" "$CHECKPOINT" "$READS" "$FILE_KIB" "$FACTOR" "$THRESHOLD_MS"; do
+    case $v in '' | *[!0-9]*) die "params count, checkpoint, reads, file_kib, factor and threshold_ms must be integers, got '$v'" ;; esac
 done
 [ "$COUNT" -gt 0 ] || die "param count must be positive"
 
@@ -83,8 +84,28 @@ fi
 
 ratio=$(awk -v b="$base" -v f="$final" 'BEGIN { if (b > 0) printf "%.2f", f / b; else print 0 }')
 emit_metric slowdown "$ratio" x
-if awk -v b="$base" -v f="$final" -v k="$FACTOR" 'BEGIN { exit !(b > 0 && f >= k * b) }'; then
+
+# The seeds' workaround: `echo 2 > /proc/sys/vm/drop_caches` (reclaimable
+# slab: dentries and inodes), then time memory.stat once more. Recorded,
+# not judged: seed 001 saw drop_caches hang a loaded node.
+sync
+if echo 2 >/proc/sys/vm/drop_caches; then
+    if kit after memstat-time --file "$STAT_FILE" --reads "$READS"; then
+        emit_metric after_drop_caches_median_ms "$(jget after median_ms)" ms
+    else
+        log "timing after drop_caches failed: $(kit_err after)"
+    fi
+    if [ "$CG_VERSION" = v2 ] && [ -r "$PARENT/cgroup.stat" ]; then
+        emit_metric dying_after_drop_caches "$(sed -n 's/^nr_dying_descendants //p' "$PARENT/cgroup.stat")" memcgs
+    fi
+else
+    log "could not write /proc/sys/vm/drop_caches"
+fi
+
+if awk -v f="$final" -v t="$THRESHOLD_MS" 'BEGIN { exit !(f > t) }'; then
+    emit_outcome reproduced "with $dying dying memcgs a read of $STAT_FILE takes $final ms (median), over the ${THRESHOLD_MS} ms threshold"
+elif awk -v b="$base" -v f="$final" -v k="$FACTOR" 'BEGIN { exit !(b > 0 && f >= k * b) }'; then
     emit_outcome reproduced "with $dying dying memcgs a read of $STAT_FILE takes $final ms (median), ${ratio}x the $base ms before them"
 else
-    emit_outcome not-reproduced "with $dying dying memcgs a read of $STAT_FILE takes $final ms (median) against $base ms before them (${ratio}x, below the ${FACTOR}x threshold)"
+    emit_outcome not-reproduced "with $dying dying memcgs a read of $STAT_FILE takes $final ms (median) against $base ms before them (${ratio}x, below the ${FACTOR}x growth and the ${THRESHOLD_MS} ms thresholds)"
 fi

@@ -202,6 +202,13 @@ pub fn html(s: &RunSummary) -> String {
 
 fn header(o: &mut String, s: &RunSummary) {
     let _ = writeln!(o, "<h1>repro run <code>{}</code></h1>", esc(&s.run_id));
+    if s.cells.iter().any(|c| c.kubelet.is_some()) {
+        let _ = writeln!(
+            o,
+            "<p class=\"muted\">{}</p>",
+            esc(super::markdown::KUBELET_NOTE)
+        );
+    }
     if !s.complete {
         let _ = writeln!(
             o,

@@ -10,6 +10,10 @@ use crate::model::{Attempt, Metric, Outcome};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+/// Said wherever kubelet profiles appear in a report.
+pub const KUBELET_NOTE: &str = "Kubelet profiles reproduce each kubelet version's node-level actions \
+(the cgroups it creates, its runc's kernel-memory accounting, its defaults), not the kubelet binary.";
+
 /// One symbol per outcome.
 pub(crate) fn outcome_symbol(o: Outcome) -> &'static str {
     match o {
@@ -411,6 +415,9 @@ pub fn markdown(s: &RunSummary) -> String {
         facts.push(format!("finished {}", md(f)));
     }
     let _ = writeln!(out, "{}\n", facts.join(" · "));
+    if s.cells.iter().any(|c| c.kubelet.is_some()) {
+        let _ = writeln!(out, "{}\n", KUBELET_NOTE);
+    }
 
     for g in grids(s) {
         let _ = writeln!(out, "### {}\n", md(g.scenario));

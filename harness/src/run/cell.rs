@@ -36,6 +36,9 @@ pub struct CellPlan {
     pub timeout_s: Option<u64>,
 }
 
+/// What the guest's `/init` prints when sshd is listening.
+pub const READY_MARKER: &str = "REPRO-READY";
+
 /// Settings shared by all cells of a run.
 pub struct RunContext<'a> {
     pub qemu: PathBuf,
@@ -129,16 +132,26 @@ pub fn run_attempt(
     };
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], vm.spec.ssh_port));
     let deadline = Instant::now() + ctx.boot_timeout;
+    // /init prints REPRO-READY once sshd listens: connecting earlier only
+    // leaves a handshake hanging on a guest port nobody answers yet.
+    let ready = vm.wait_console(READY_MARKER, deadline, &|| {
+        ctx.cancel.load(Ordering::SeqCst)
+    });
     let session = {
         let cancel = ctx.cancel.clone();
         let mut watch = || guest_gone(&mut vm, &cancel);
-        GuestSession::connect(
-            addr,
-            ctx.key,
-            Some(&kernel.host_key_blob),
-            deadline,
-            &mut watch,
-        )
+        match ready {
+            Ok(()) => GuestSession::connect(
+                addr,
+                ctx.key,
+                Some(&kernel.host_key_blob),
+                deadline,
+                &mut watch,
+            ),
+            Err(why) => Err(GuestError::Aborted(format!(
+                "{why} (waiting for the guest's sshd)"
+            ))),
+        }
     };
     attempt.timings.boot = boot_start.elapsed().as_secs_f64();
     let session = match session {

@@ -167,6 +167,34 @@ impl Vm {
         }
     }
 
+    /// Waits until the console shows `needle`, QEMU exits, the kernel
+    /// crashes, `stop` says so, or `deadline` passes. `Err` says why not.
+    pub fn wait_console(
+        &mut self,
+        needle: &str,
+        deadline: Instant,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), String> {
+        loop {
+            if self.console.contains(needle) {
+                return Ok(());
+            }
+            if stop() {
+                return Err("cancelled".into());
+            }
+            if let Some(c) = self.console.crash() {
+                return Err(format!("kernel crash: {}", c.title));
+            }
+            if let Some(st) = self.exited() {
+                return Err(format!("QEMU exited ({st})"));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("`{needle}` did not appear on the console in time"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills QEMU and reaps it.
     pub fn kill(&mut self) {
         if self.exited().is_none() {
