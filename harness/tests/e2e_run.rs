@@ -163,3 +163,44 @@ fn a_second_run_downloads_and_builds_nothing() {
     assert_eq!(before, after, "the second run changed the cache");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("downloaded"));
 }
+
+#[test]
+fn a_local_kernel_path_with_its_modules_boots() {
+    // Fetch 6.1 into the cache and boot it from its paths, as a user with
+    // a self-built kernel would.
+    let out = run(&["images", "fetch", "6.1"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("6.1:"))
+        .expect("fetch line");
+    let release = line
+        .split('(')
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap()
+        .to_string();
+    let vmlinuz = std::path::PathBuf::from(line.rsplit("vmlinuz ").next().unwrap().trim());
+    let root = vmlinuz.parent().unwrap().parent().unwrap();
+    let modules = root.join("lib/modules").join(&release);
+    assert!(modules.is_dir(), "{}", modules.display());
+    let spec = format!("{}:{}", vmlinuz.display(), modules.display());
+    let results = tempfile::tempdir().unwrap();
+    let r = results.path().to_str().unwrap();
+    let out = run(&[
+        "run",
+        "memcg-fill",
+        "--kernel",
+        &spec,
+        "--param",
+        "limit=10",
+        "--results",
+        r,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = summary(results.path());
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "not-reproduced", "{a}");
+    assert_eq!(a["kernel"]["release"].as_str().unwrap(), release);
+}

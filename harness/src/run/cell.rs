@@ -50,9 +50,15 @@ pub struct RunContext<'a> {
     pub sink: &'a dyn EventSink,
 }
 
-/// The cell's folder name (ids contain `/`).
+/// The cell's folder name: the id with `/` replaced, shortened with a
+/// stable hash when long (a kernel given as a path makes long ids).
 pub fn cell_dir_name(id: &str) -> String {
-    id.replace('/', "__")
+    let flat = id.replace('/', "__");
+    if flat.len() <= 120 {
+        return flat;
+    }
+    let head: String = flat.chars().take(80).collect();
+    format!("{head}-{:016x}", crate::plan::stable_hash(id))
 }
 
 /// Runs attempt `number` of `cell` and records everything under
@@ -400,6 +406,15 @@ mod tests {
         names.sort();
         assert!(names.contains(&"scenario/run.sh".to_string()), "{names:?}");
         assert!(names.contains(&"lib/common.sh".to_string()), "{names:?}");
+    }
+
+    #[test]
+    fn long_ids_get_short_stable_dirs() {
+        let id = format!("memcg-fill/kernel={}/cgroup=v1", "/x".repeat(200));
+        let d = cell_dir_name(&id);
+        assert!(d.len() < 120, "{d}");
+        assert_eq!(d, cell_dir_name(&id));
+        assert_ne!(d, cell_dir_name(&id.replace("v1", "v2")));
     }
 
     #[test]
