@@ -154,6 +154,8 @@ enum ImagesCmd {
         #[arg(required = true)]
         kernels: Vec<String>,
     },
+    /// List cached kernels, guest images and downloads with sizes and hashes.
+    List,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -240,6 +242,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::List => {
             print!("{}", run::list_text(&root)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Images(ImagesCmd::List) => {
+            let items = repro::images::inventory::inventory(&env.cache);
+            println!("cache {}", env.cache.root().display());
+            print!("{}", repro::images::inventory::table(&items));
             Ok(ExitCode::SUCCESS)
         }
         Command::Images(ImagesCmd::Fetch { kernels }) => {

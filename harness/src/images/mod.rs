@@ -47,6 +47,7 @@ pub mod cache;
 pub mod deb;
 pub mod debian;
 pub mod initramfs;
+pub mod inventory;
 pub mod kernel;
 
 pub use cache::{atomic_write, sha256_file, Cache, CacheError, CacheLock};
