@@ -119,11 +119,7 @@ pub fn human(bytes: u64) -> String {
 pub fn table(items: &[Item]) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{:<10} {:<24} {:>10}  {}",
-        "kind", "name", "size", "hash"
-    );
+    let _ = writeln!(s, "{:<10} {:<24} {:>10}  hash", "kind", "name", "size");
     for i in items {
         let _ = writeln!(
             s,
