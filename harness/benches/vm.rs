@@ -110,6 +110,28 @@ fn bare_boot(s: VmSpec) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
+/// Boots `s` and connects over SSH once `/init` says sshd listens.
+fn boot_to_ssh(s: VmSpec, p: &PreparedKernel, key: &KeyPair) -> (Vm, GuestSession) {
+    let port = s.ssh_port;
+    let mut v = Vm::start(s).unwrap();
+    v.wait_console(
+        repro::run::cell::READY_MARKER,
+        Instant::now() + Duration::from_secs(180),
+        &|| false,
+    )
+    .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let sess = GuestSession::connect(
+        addr,
+        key,
+        Some(&p.host_key_blob),
+        Instant::now() + Duration::from_secs(180),
+        &mut || v.exited().map(|st| format!("exited {st}")),
+    )
+    .expect("ssh ready");
+    (v, sess)
+}
+
 /// Seconds from QEMU start to the first successful SSH command.
 fn ssh_boot(p: &PreparedKernel, machine: Machine, kernel: &Path, dir: &Path, key: &KeyPair) -> f64 {
     let s = spec(
@@ -120,28 +142,8 @@ fn ssh_boot(p: &PreparedKernel, machine: Machine, kernel: &Path, dir: &Path, key
         1024,
         vec![format!("repro.key={}", key.public_base64())],
     );
-    let port = s.ssh_port;
     let t = Instant::now();
-    let mut v = Vm::start(s).unwrap();
-    v.wait_console(
-        repro::run::cell::READY_MARKER,
-        Instant::now() + Duration::from_secs(180),
-        &|| false,
-    )
-    .unwrap();
-    eprintln!(
-        "  console REPRO-READY after {:.2} s",
-        t.elapsed().as_secs_f64()
-    );
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let _sess = GuestSession::connect(
-        addr,
-        key,
-        Some(&p.host_key_blob),
-        Instant::now() + Duration::from_secs(180),
-        &mut || v.exited().map(|st| format!("exited {st}")),
-    )
-    .expect("ssh ready");
+    let _guest = boot_to_ssh(s, p, key);
     t.elapsed().as_secs_f64()
 }
 
@@ -263,23 +265,7 @@ fn fill(runs: usize) {
             2560,
             vec![format!("repro.key={}", key.public_base64())],
         );
-        let port = s.ssh_port;
-        let mut v = Vm::start(s).unwrap();
-        v.wait_console(
-            repro::run::cell::READY_MARKER,
-            Instant::now() + Duration::from_secs(180),
-            &|| false,
-        )
-        .unwrap();
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let sess = GuestSession::connect(
-            addr,
-            &key,
-            Some(&p.host_key_blob),
-            Instant::now() + Duration::from_secs(180),
-            &mut || v.exited().map(|st| format!("exited {st}")),
-        )
-        .unwrap();
+        let (mut v, sess) = boot_to_ssh(s, &p, &key);
         let mut tar = tar::Builder::new(Vec::new());
         tar.append_path_with_name(tmp.path().join("cfill"), "cfill")
             .unwrap();

@@ -142,7 +142,7 @@ impl Scenario {
     }
 
     /// The cgroup version to use: `asked`, else the scenario's default.
-    /// `Ok(None)` means the scenario does not support `asked` (a skip).
+    /// Whether the scenario supports it is [`Scenario::supports_cgroup`].
     pub fn cgroup(&self, asked: Option<&str>) -> String {
         asked
             .map(str::to_string)

@@ -37,21 +37,20 @@ fn is_hash(s: &str) -> bool {
 /// Everything in `cache`, kernels first, then images, then downloads.
 pub fn inventory(cache: &Cache) -> Vec<Item> {
     let mut out = Vec::new();
-    let dirs = |sub: &str| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(cache.root().join(sub))
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+    // Cached items are folders named by a 64-hex content hash.
+    let hashed = |sub: &str| -> Vec<(String, PathBuf)> {
+        let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(cache.root().join(sub))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+                    .filter(|(name, _)| is_hash(name))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
     };
-    for d in dirs("kernels") {
-        let name = d
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if !is_hash(&name) {
-            continue;
-        }
+    for (hash, d) in hashed("kernels") {
         let release = std::fs::read(d.join("kernel.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
@@ -60,19 +59,12 @@ pub fn inventory(cache: &Cache) -> Vec<Item> {
         out.push(Item {
             kind: "kernel",
             name: release,
-            hash: name,
+            hash,
             bytes: du(&d),
             path: d,
         });
     }
-    for d in dirs("initramfs") {
-        let name = d
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if !is_hash(&name) {
-            continue;
-        }
+    for (hash, d) in hashed("initramfs") {
         let done = d.join(".complete").is_file();
         out.push(Item {
             kind: "initramfs",
@@ -81,7 +73,7 @@ pub fn inventory(cache: &Cache) -> Vec<Item> {
             } else {
                 "(incomplete)".into()
             },
-            hash: name,
+            hash,
             bytes: du(&d),
             path: d,
         });

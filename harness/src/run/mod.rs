@@ -371,7 +371,7 @@ pub fn execute(
     }
     let accel = match prepared.values().find_map(|p| p.as_ref().ok()) {
         Some(p) => {
-            let (a, why) = prepare::choose_accel(&opts.cache, &qemu, opts.accel, p, "");
+            let (a, why) = prepare::choose_accel(&opts.cache, &qemu, opts.accel, p);
             sink.event(&Event::Info(format!("accelerator: {} ({why})", a.as_str())));
             let mut s = summary.lock().unwrap();
             s.meta.accel = a.as_str().into();

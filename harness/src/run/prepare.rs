@@ -69,8 +69,7 @@ pub fn kernels_text(root: &Path) -> Result<String, PrepareError> {
     Ok(s)
 }
 
-fn archive(cache: &Cache, mirror: Option<&str>, sink: &dyn EventSink) -> Archive {
-    let _ = sink;
+fn archive(cache: &Cache, mirror: Option<&str>) -> Archive {
     Archive::from_discovery(debian::discover_mirror(mirror), cache.clone())
 }
 
@@ -117,10 +116,19 @@ pub fn fetch_kernel(
     arg: &str,
     sink: &dyn EventSink,
 ) -> Result<ResolvedKernel, PrepareError> {
+    resolve_kernel(root, &archive(cache, mirror), arg, sink)
+}
+
+/// Resolves `arg` through `archive`, reporting download progress.
+fn resolve_kernel(
+    root: &Path,
+    archive: &Archive,
+    arg: &str,
+    sink: &dyn EventSink,
+) -> Result<ResolvedKernel, PrepareError> {
     let manifests = kernel::load_manifests(&kernels_dir(root))?;
-    let archive = archive(cache, mirror, sink);
     let p = Progress::new(sink, format!("kernel {arg}"));
-    let k = kernel::resolve(&KernelSpec::parse(arg), &manifests, &archive, &|d, t| {
+    let k = kernel::resolve(&KernelSpec::parse(arg), &manifests, archive, &|d, t| {
         p.report(d, t)
     })?;
     p.finish();
@@ -136,8 +144,8 @@ pub fn prepare_kernel(
     sink: &dyn EventSink,
 ) -> Result<PreparedKernel, PrepareError> {
     let start = Instant::now();
-    let k = fetch_kernel(root, cache, mirror, arg, sink)?;
-    let archive = archive(cache, mirror, sink);
+    let archive = archive(cache, mirror);
+    let k = resolve_kernel(root, &archive, arg, sink)?;
     let userland = Userland::load(&root.join("images/userland.toml"))?;
     let packages = fetch_userland(&archive, cache, &userland, sink)?;
 
@@ -265,7 +273,6 @@ pub fn choose_accel(
     qemu: &Path,
     choice: AccelChoice,
     p: &PreparedKernel,
-    _cell: &str,
 ) -> (Accel, String) {
     let record_path = cache.root().join("accel-probe.json");
     let cached: Option<accel::ProbeRecord> = std::fs::read(&record_path)

@@ -5,7 +5,7 @@
 use crate::model::ConsoleFinding;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How a console line matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +33,6 @@ const EXCERPT_AFTER: usize = 40;
 struct State {
     lines: Vec<String>,
     events: Vec<ConsoleEvent>,
-    last_output: Option<Instant>,
     closed: bool,
 }
 
@@ -87,7 +86,6 @@ impl Console {
     /// Adds one line (also used by tests).
     pub fn push_line(&self, line: &str) {
         let mut st = self.state.lock().unwrap();
-        st.last_output = Some(Instant::now());
         if st.lines.len() >= MAX_LINES {
             return;
         }
@@ -120,11 +118,6 @@ impl Console {
             .lines
             .iter()
             .any(|l| l.contains(needle))
-    }
-
-    /// When the guest last printed anything.
-    pub fn last_output(&self) -> Option<Instant> {
-        self.state.lock().unwrap().last_output
     }
 
     /// The last `n` lines, joined.

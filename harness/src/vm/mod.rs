@@ -54,11 +54,6 @@ pub fn kill_all() -> usize {
     pids.len()
 }
 
-/// Number of QEMU processes alive now.
-pub fn live_count() -> usize {
-    LIVE.lock().map(|l| l.len()).unwrap_or(0)
-}
-
 fn unregister(pid: u32) {
     if let Ok(mut l) = LIVE.lock() {
         l.retain(|p| *p != pid);
