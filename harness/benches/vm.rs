@@ -93,6 +93,7 @@ fn spec(
         console_log: dir.join("console.log"),
         tsc_khz: vm::qemu::host_tsc_khz(),
         name: "repro-bench".into(),
+        disk: None,
     }
 }
 

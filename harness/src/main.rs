@@ -47,7 +47,7 @@ struct GuestArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run scenarios on kernels: one cell per scenario × kernel (× kubelet × driver).
+    /// Run scenarios on kernels: one cell per scenario × kernel (× rootfs × kubelet × driver).
     Run {
         /// Scenario names (folders under scenarios/).
         #[arg(required = true)]
@@ -55,6 +55,11 @@ enum Command {
         /// Kernel: alias (6.1, bookworm), package version, or PATH/vmlinuz[:MODULES_DIR].
         #[arg(long = "kernel", short = 'k', required = true)]
         kernels: Vec<String>,
+        /// Boot a Debian root filesystem (images/rootfs/<name>.toml: bullseye,
+        /// bookworm, trixie) with systemd, runc and containerd instead of the
+        /// initramfs guest; repeatable.
+        #[arg(long = "rootfs")]
+        rootfs: Vec<String>,
         /// Kubelet profile (images/kubelet/<version>.toml), repeatable.
         #[arg(long = "kubelet")]
         kubelets: Vec<String>,
@@ -70,6 +75,9 @@ enum Command {
         /// Guest memory in MiB (default: what the scenario declares).
         #[arg(long)]
         memory: Option<u32>,
+        /// Guest vCPUs (default: what the scenario declares).
+        #[arg(long)]
+        vcpus: Option<u32>,
         /// Attempts per cell.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
@@ -114,6 +122,10 @@ enum Command {
         params: Vec<(String, String)>,
         #[arg(long)]
         kubelet: Option<String>,
+        #[arg(long)]
+        rootfs: Option<String>,
+        #[arg(long, value_parser = ["cgroupfs", "systemd"])]
+        driver: Option<String>,
         #[arg(long, value_parser = ["v1", "v2"])]
         cgroup: Option<String>,
         /// Attempts per kernel; a kernel reproduces when any attempt does.
@@ -156,6 +168,24 @@ enum ImagesCmd {
     },
     /// List cached kernels, guest images and downloads with sizes and hashes.
     List,
+    /// Build root filesystems (images/rootfs/<name>.toml) into the cache.
+    Build {
+        /// Names (bullseye, bookworm, trixie); none: all of them.
+        names: Vec<String>,
+        /// Build again even if a cached image exists (new package versions).
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// Remove cached images nobody needs: stale root filesystems, initramfs
+    /// images unused for a while, unfinished builds. Kernels and downloads stay.
+    Gc {
+        /// Remove initramfs images unused for this many days.
+        #[arg(long, default_value_t = 14)]
+        older_than_days: u64,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -250,6 +280,81 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             print!("{}", repro::images::inventory::table(&items));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Images(ImagesCmd::Build { names, rebuild }) => {
+            let dir = run::prepare::rootfs_dir(&root);
+            let names = if names.is_empty() {
+                repro::images::rootfs::load_all(&dir)?
+                    .into_iter()
+                    .map(|n| n.name)
+                    .collect()
+            } else {
+                names
+            };
+            let reporter = TerminalReporter::new();
+            for n in &names {
+                let r = run::prepare::prepare_rootfs(
+                    &root,
+                    &env.cache,
+                    env.mirror.as_deref(),
+                    n,
+                    rebuild,
+                    &reporter,
+                )
+                .with_context(|| format!("building root filesystem {n}"))?;
+                let versions: Vec<String> = r
+                    .meta
+                    .versions
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                println!(
+                    "{n}: {} ({}, built in {:.0} s), sha256 {}\n  {}",
+                    r.image.display(),
+                    repro::images::inventory::human(r.meta.bytes),
+                    r.meta.build_secs,
+                    r.meta.sha256,
+                    versions.join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Images(ImagesCmd::Gc {
+            older_than_days,
+            dry_run,
+        }) => {
+            let current: Vec<String> =
+                repro::images::rootfs::load_all(&run::prepare::rootfs_dir(&root))?
+                    .iter()
+                    .map(repro::images::rootfs::input_hash)
+                    .collect();
+            let gone = repro::images::inventory::gc_candidates(
+                &env.cache,
+                &current,
+                std::time::Duration::from_secs(older_than_days * 86_400),
+                std::time::SystemTime::now(),
+            );
+            let mut freed = 0;
+            for (item, why) in &gone {
+                println!(
+                    "{} {} {} {} ({why})",
+                    if dry_run { "would remove" } else { "removing" },
+                    item.kind,
+                    item.name,
+                    repro::images::inventory::human(item.bytes)
+                );
+                if !dry_run {
+                    std::fs::remove_dir_all(&item.path)
+                        .with_context(|| format!("removing {}", item.path.display()))?;
+                }
+                freed += item.bytes;
+            }
+            println!(
+                "{} {}",
+                if dry_run { "would free" } else { "freed" },
+                repro::images::inventory::human(freed)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Images(ImagesCmd::Fetch { kernels }) => {
             let reporter = TerminalReporter::new();
             for k in &kernels {
@@ -274,11 +379,13 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Run {
             scenarios,
             kernels,
+            rootfs,
             kubelets,
             drivers,
             params,
             cgroup,
             memory,
+            vcpus,
             repeat,
             jobs,
             guest,
@@ -286,11 +393,13 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let req = RunRequest {
                 scenarios,
                 kernels,
+                rootfs,
                 kubelets,
                 drivers,
                 params,
                 cgroup,
                 memory_mib: memory,
+                vcpus,
                 repeat,
             };
             let plans = run::plans_from_request(&root, &req)?;
@@ -342,12 +451,26 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             kernels,
             params,
             kubelet,
+            rootfs,
+            driver,
             cgroup,
             repeat,
             guest,
-        } => fixed_in(
-            &env, &guest, &scenario, &kernels, params, kubelet, cgroup, repeat,
-        ),
+        } => {
+            let template = RunRequest {
+                scenarios: vec![scenario],
+                kernels: vec![],
+                rootfs: rootfs.into_iter().collect(),
+                kubelets: kubelet.into_iter().collect(),
+                drivers: driver.into_iter().collect(),
+                params,
+                cgroup,
+                memory_mib: None,
+                vcpus: None,
+                repeat,
+            };
+            fixed_in(&env, &guest, &kernels, template)
+        }
         Command::Report { dir } => {
             let s = repro::report::RunSummary::read(&dir)?;
             let dir = if dir.is_dir() {
@@ -423,14 +546,11 @@ fn execute(opts: &ExecOptions, plans: Vec<run::CellPlan>) -> Result<ExitCode> {
 fn fixed_in(
     env: &Env,
     guest: &GuestArgs,
-    scenario: &str,
     kernels: &[String],
-    params: Vec<(String, String)>,
-    kubelet: Option<String>,
-    cgroup: Option<String>,
-    repeat: u32,
+    template: RunRequest,
 ) -> Result<ExitCode> {
     use repro::plan::bisect::{next_probe, verdict, Probe};
+    let scenario = template.scenarios.first().cloned().unwrap_or_default();
     if kernels.len() < 2 {
         bail!("fixed-in needs at least two kernels, oldest first");
     }
@@ -440,14 +560,8 @@ fn fixed_in(
     install_signal_handlers(cancel.clone())?;
     while let Some(i) = next_probe(&results) {
         let req = RunRequest {
-            scenarios: vec![scenario.to_string()],
             kernels: vec![kernels[i].clone()],
-            kubelets: kubelet.iter().cloned().collect(),
-            drivers: vec![],
-            params: params.clone(),
-            cgroup: cgroup.clone(),
-            memory_mib: None,
-            repeat,
+            ..template.clone()
         };
         let plans = run::plans_from_request(&env.root, &req)?;
         let done = run::execute(&opts, plans, &TerminalReporter::new(), cancel.clone())?;

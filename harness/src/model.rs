@@ -131,6 +131,9 @@ pub struct Artifacts {
     pub stdout: String,
     pub stderr: String,
     pub result: String,
+    /// `journalctl -b` of a root-filesystem guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
 }
 
 /// The resolved kernel a cell ran on.
@@ -145,6 +148,18 @@ pub struct KernelInfo {
     pub sha256: String,
 }
 
+/// The root filesystem a cell's guest booted (root-filesystem guests only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RootfsInfo {
+    /// `bullseye`, `bookworm`, `trixie`...
+    pub name: String,
+    pub suite: String,
+    /// SHA256 of the base qcow2 image.
+    pub sha256: String,
+    /// Installed versions of the runtime packages (systemd, runc, containerd...).
+    pub versions: BTreeMap<String, String>,
+}
+
 /// One attempt of one cell: everything needed to judge and re-render it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
@@ -157,6 +172,8 @@ pub struct Attempt {
     pub accel: String,
     pub machine: String,
     pub kernel: KernelInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<RootfsInfo>,
     #[serde(default)]
     pub image_sha256: String,
     pub timings: Timings,

@@ -27,6 +27,11 @@ pub struct Manifest {
     pub requires: Vec<String>,
     #[serde(default)]
     pub key_metric: Option<String>,
+    /// The scenario needs a root-filesystem guest (systemd as PID 1, the
+    /// release's runc and containerd): on the initramfs guest it is
+    /// `skipped`.
+    #[serde(default)]
+    pub needs_rootfs: bool,
     pub seed: Seed,
     #[serde(default)]
     pub params: BTreeMap<String, ParamSpec>,

@@ -128,6 +128,7 @@ fn attempt(n: u32, outcome: Outcome, kernel: &str, dir: &str, scale: f64) -> Att
         phase: None,
         accel: "tcg".into(),
         machine: "microvm".into(),
+        rootfs: None,
         kernel: KernelInfo {
             alias: kernel.into(),
             package: Some(format!("linux-image-{kernel}-amd64-unsigned")),
@@ -174,6 +175,7 @@ fn attempt(n: u32, outcome: Outcome, kernel: &str, dir: &str, scale: f64) -> Att
             stdout: format!("{d}/stdout.log"),
             stderr: format!("{d}/stderr.log"),
             result: format!("{d}/out/result.jsonl"),
+            journal: None,
             dir: d,
         },
         started_at: "2026-11-22T20:00:00Z".into(),
@@ -194,6 +196,7 @@ fn cell(
         scenario: "memcg-fill".into(),
         kernel: kernel.into(),
         cgroup: cgroup.into(),
+        rootfs: None,
         kubelet: None,
         driver: None,
         params: [("limit".to_string(), "65536".to_string())].into(),

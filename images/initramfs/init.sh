@@ -4,6 +4,11 @@
 # order, installs the run's SSH key from the kernel command line, brings up
 # the user-mode network and starts dropbear. Prints REPRO-READY when sshd is
 # up. Nothing here mounts cgroups: scenarios mount what they need.
+#
+# With `repro.root=/dev/vda` (a root-filesystem guest) it also loads the
+# block, filesystem and runtime modules, mounts that disk, puts the run's
+# key, repro-kit and the resolver into it, and hands over to its systemd;
+# the image's repro-ready.service prints REPRO-READY once its sshd is up.
 export PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin
 /bin/busybox --install -s
 mount -t proc proc /proc
@@ -14,6 +19,10 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 read -r cmdline < /proc/cmdline
+root=""
+for arg in $cmdline; do
+    case "$arg" in repro.root=*) root="${arg#repro.root=}" ;; esac
+done
 
 # Modules, dependencies first; `mod.param=value` kernel arguments are
 # passed on to insmod as a modprobe would. Without a PCI bus (microvm)
@@ -30,6 +39,12 @@ while read -r m; do
     # shellcheck disable=SC2086
     insmod "/lib/modules/$m.ko" $params || echo "repro-init: insmod $m failed"
 done < /etc/repro/modules
+if [ -n "$root" ]; then
+    while read -r m; do
+        [ -n "$m" ] || continue
+        insmod "/lib/modules/$m.ko" || echo "repro-init: insmod $m failed"
+    done < /etc/repro/rootfs-modules
+fi
 
 for arg in $cmdline; do
     case "$arg" in
@@ -52,6 +67,31 @@ ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
 echo "nameserver 10.0.2.3" > /etc/resolv.conf
+
+if [ -n "$root" ]; then
+    i=0
+    while [ ! -b "$root" ] && [ "$i" -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    mkdir -p /newroot
+    if ! mount -t ext4 -o rw,noatime "$root" /newroot; then
+        echo "REPRO-ROOT-FAILED: cannot mount $root (is the disk attached and ext4?)"
+        poweroff -f
+    fi
+    mkdir -p /newroot/root/.ssh
+    cp /root/.ssh/authorized_keys /newroot/root/.ssh/authorized_keys
+    chmod 700 /newroot/root/.ssh
+    chmod 600 /newroot/root/.ssh/authorized_keys
+    cp /usr/bin/repro-kit /newroot/usr/bin/repro-kit
+    rm -f /newroot/etc/resolv.conf
+    cp /etc/resolv.conf /newroot/etc/resolv.conf
+    umount /tmp /run /dev/pts
+    for fs in dev proc sys; do
+        mount --move "/$fs" "/newroot/$fs"
+    done
+    exec switch_root /newroot /sbin/init
+fi
 dropbear -r /etc/dropbear/dropbear_ed25519_host_key -p 22 -s -j -k 2> /run/dropbear.log
 echo "REPRO-READY $(cut -d' ' -f1 /proc/uptime)"
 # tini as PID 1 reaps every orphan; the loop below never ends.

@@ -30,6 +30,11 @@ pub struct Userland {
     pub modules: Vec<String>,
     #[serde(default)]
     pub required_modules: Vec<String>,
+    /// Loaded by `/init` only for a root-filesystem guest.
+    #[serde(default)]
+    pub rootfs_modules: Vec<String>,
+    #[serde(default)]
+    pub required_rootfs_modules: Vec<String>,
     pub files: BTreeMap<String, String>,
 }
 
@@ -88,6 +93,9 @@ pub struct Inputs<'a> {
     pub packages: &'a [PackageTree],
     pub kernel_sha256: &'a str,
     pub modules: &'a [ModuleBlob],
+    /// Extra modules for root-filesystem guests, in load order, without
+    /// those already in `modules`.
+    pub rootfs_modules: &'a [ModuleBlob],
     pub kit: &'a [u8],
 }
 
@@ -102,6 +110,11 @@ pub fn input_hash(inputs: &Inputs) -> String {
     }
     h.update(inputs.kernel_sha256);
     for m in inputs.modules {
+        h.update(&m.name);
+        h.update(Sha256::digest(&m.data));
+    }
+    h.update("rootfs-modules");
+    for m in inputs.rootfs_modules {
         h.update(&m.name);
         h.update(Sha256::digest(&m.data));
     }
@@ -254,20 +267,23 @@ pub fn assemble(inputs: &Inputs, host_key: &KeyPair) -> Result<Tree, InitramfsEr
         }
     }
 
-    // Kernel modules, in load order.
-    let mut order = String::new();
-    for m in inputs.modules {
-        t.insert(
-            format!("/lib/modules/{}.ko", m.name),
-            Node::File(m.data.clone(), 0o644),
-        );
-        order.push_str(&m.name);
-        order.push('\n');
+    // Kernel modules, in load order: one list for every guest, one more
+    // for root-filesystem guests.
+    for (list, mods) in [
+        ("/etc/repro/modules", inputs.modules),
+        ("/etc/repro/rootfs-modules", inputs.rootfs_modules),
+    ] {
+        let mut order = String::new();
+        for m in mods {
+            t.insert(
+                format!("/lib/modules/{}.ko", m.name),
+                Node::File(m.data.clone(), 0o644),
+            );
+            order.push_str(&m.name);
+            order.push('\n');
+        }
+        t.insert(list.into(), Node::File(order.into_bytes(), 0o644));
     }
-    t.insert(
-        "/etc/repro/modules".into(),
-        Node::File(order.into_bytes(), 0o644),
-    );
     Ok(t)
 }
 
@@ -463,6 +479,10 @@ modules = ["virtio_net"]
             packages: &packages,
             kernel_sha256: "k",
             modules: &modules,
+            rootfs_modules: &[ModuleBlob {
+                name: "ext4".into(),
+                data: b"c".to_vec(),
+            }],
             kit: b"kit",
         };
         let key = KeyPair::generate().unwrap();
@@ -471,6 +491,11 @@ modules = ["virtio_net"]
             tree["/etc/repro/modules"],
             Node::File(b"failover\nvirtio_net\n".to_vec(), 0o644)
         );
+        assert_eq!(
+            tree["/etc/repro/rootfs-modules"],
+            Node::File(b"ext4\n".to_vec(), 0o644)
+        );
+        assert!(matches!(tree["/lib/modules/ext4.ko"], Node::File(_, _)));
         assert!(matches!(tree["/init"], Node::File(_, 0o755)));
         assert!(matches!(tree["/usr/bin/tool"], Node::File(_, _)));
         assert_eq!(tree["/bin/sh"], Node::Symlink("busybox".into()));
@@ -517,6 +542,7 @@ modules = ["virtio_net"]
             packages: &[],
             kernel_sha256: "k",
             modules: &[],
+            rootfs_modules: &[],
             kit: b"",
         };
         let e = assemble(&inputs, &KeyPair::generate().unwrap()).unwrap_err();

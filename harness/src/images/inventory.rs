@@ -1,5 +1,6 @@
 //! What the cache holds, for `repro images list`: unpacked kernels, guest
-//! images and downloaded packages, with sizes and content hashes.
+//! images (initramfs and root filesystems) and downloaded packages, with
+//! sizes and content hashes; and what `repro images gc` may remove.
 
 use super::cache::Cache;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// One cached item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
-    /// `kernel`, `initramfs` or `downloads`.
+    /// `kernel`, `initramfs`, `rootfs` or `downloads`.
     pub kind: &'static str,
     /// Kernel release, or a short description.
     pub name: String,
@@ -78,6 +79,18 @@ pub fn inventory(cache: &Cache) -> Vec<Item> {
             path: d,
         });
     }
+    for (hash, d) in hashed("rootfs") {
+        let meta = super::rootfs::read_image(&d).map(|i| i.meta);
+        out.push(Item {
+            kind: "rootfs",
+            name: meta
+                .map(|m| format!("{} ({} MiB fs)", m.name, m.size_mib))
+                .unwrap_or_else(|| "(incomplete)".into()),
+            hash,
+            bytes: du(&d),
+            path: d,
+        });
+    }
     let blobs = cache.root().join("blobs");
     if blobs.is_dir() {
         out.push(Item {
@@ -87,6 +100,62 @@ pub fn inventory(cache: &Cache) -> Vec<Item> {
             bytes: du(&blobs),
             path: blobs,
         });
+    }
+    out
+}
+
+/// Name of the file an image's user touches each time it uses the image
+/// (`images gc` removes images nobody used for a while).
+pub const LAST_USED: &str = ".last-used";
+
+/// Marks the image folder `dir` as used now.
+pub fn touch_used(dir: &Path) {
+    let _ = std::fs::write(dir.join(LAST_USED), b"");
+}
+
+fn last_used(dir: &Path) -> Option<std::time::SystemTime> {
+    [LAST_USED, ".complete"]
+        .iter()
+        .filter_map(|f| {
+            std::fs::metadata(dir.join(f))
+                .and_then(|m| m.modified())
+                .ok()
+        })
+        .max()
+}
+
+/// What `repro images gc` removes, with the reason: root-filesystem images
+/// that no current manifest builds (`current_rootfs` holds the input
+/// hashes of `images/rootfs/*.toml`), initramfs images unused for
+/// `older_than`, and builds that never completed (unless a build holds
+/// their lock right now). Kernels and downloads are kept: a kernel fetched
+/// on a connected machine may not be fetchable again.
+pub fn gc_candidates(
+    cache: &Cache,
+    current_rootfs: &[String],
+    older_than: std::time::Duration,
+    now: std::time::SystemTime,
+) -> Vec<(Item, String)> {
+    let mut out = Vec::new();
+    for item in inventory(cache) {
+        let complete = item.path.join(".complete").is_file();
+        let locked =
+            |prefix: &str| matches!(cache.try_lock(&format!("{prefix}-{}", item.hash)), Ok(None));
+        let why = match item.kind {
+            "rootfs" if !complete && !locked("rootfs") => Some("incomplete build".to_string()),
+            "rootfs" if complete && !current_rootfs.contains(&item.hash) => {
+                Some("no manifest in images/rootfs builds it any more".into())
+            }
+            "initramfs" if !complete && !locked("initramfs") => Some("incomplete build".into()),
+            "initramfs" if complete => last_used(&item.path)
+                .and_then(|t| now.duration_since(t).ok())
+                .filter(|age| *age > older_than)
+                .map(|age| format!("unused for {} days", age.as_secs() / 86_400)),
+            _ => None,
+        };
+        if let Some(w) = why {
+            out.push((item, w));
+        }
     }
     out
 }
@@ -157,6 +226,49 @@ mod tests {
         );
         let t = table(&items);
         assert!(t.contains("6.1.0-56-amd64") && t.contains(&h), "{t}");
+    }
+
+    #[test]
+    fn gc_takes_stale_rootfs_old_initramfs_and_partial_builds_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = Cache::new(tmp.path().to_path_buf());
+        let mk = |kind: &str, h: &str, complete: bool| {
+            let d = tmp.path().join(kind).join(h.repeat(64));
+            std::fs::create_dir_all(&d).unwrap();
+            if complete {
+                std::fs::write(d.join(".complete"), b"").unwrap();
+            }
+            if kind == "rootfs" && complete {
+                std::fs::write(
+                    d.join("image.json"),
+                    serde_json::json!({"name": "bullseye", "suite": "bullseye",
+                        "input_hash": h.repeat(64), "sha256": "", "bytes": 1, "size_mib": 2048,
+                        "build_secs": 1.0, "built_at": "", "versions": {}, "host_key": ""})
+                    .to_string(),
+                )
+                .unwrap();
+            }
+        };
+        mk("rootfs", "a", true); // current
+        mk("rootfs", "b", true); // stale
+        mk("rootfs", "c", false); // partial
+        mk("initramfs", "d", true); // used just now
+        mk("initramfs", "e", false); // partial
+        std::fs::create_dir_all(tmp.path().join("kernels").join("f".repeat(64))).unwrap();
+        let now = std::time::SystemTime::now();
+        let week = std::time::Duration::from_secs(7 * 86_400);
+        let gone: Vec<String> = gc_candidates(&c, &["a".repeat(64)], week, now)
+            .into_iter()
+            .map(|(i, _)| format!("{}:{}", i.kind, &i.hash[..1]))
+            .collect();
+        assert_eq!(gone, ["initramfs:e", "rootfs:b", "rootfs:c"]);
+        // A month later the unused initramfs goes too; kernels never do.
+        let later = now + 4 * week;
+        let gone = gc_candidates(&c, &["a".repeat(64)], week, later);
+        assert!(gone
+            .iter()
+            .any(|(i, w)| i.hash.starts_with('d') && w.contains("unused for 28")));
+        assert!(gone.iter().all(|(i, _)| i.kind != "kernel"));
     }
 
     #[test]

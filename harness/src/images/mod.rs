@@ -17,6 +17,9 @@
 //!   `vmlinux` unpacked from it once, with its PVH flag, and the modules folder), and
 //!   [`module_load_order`] from each module's `.modinfo`.
 //! - `initramfs`: the guest image built from those pieces.
+//! - [`rootfs`]: root-filesystem guests (a Debian release with systemd, runc and
+//!   containerd) built with mmdebstrap into a cached qcow2 disk; booted through the
+//!   kernel's initramfs, which switches root to it.
 //!
 //! Typical use:
 //!
@@ -49,6 +52,7 @@ pub mod debian;
 pub mod initramfs;
 pub mod inventory;
 pub mod kernel;
+pub mod rootfs;
 
 pub use cache::{atomic_write, sha256_file, Cache, CacheError, CacheLock};
 pub use deb::{extract, extract_rpm, DebError};

@@ -80,6 +80,10 @@ pub struct Axes {
     pub drivers: Vec<Spanned<String>>,
     #[serde(default)]
     pub cgroups: Vec<Spanned<String>>,
+    /// Root filesystems (`images/rootfs/<name>.toml`); absent: the
+    /// initramfs guest.
+    #[serde(default)]
+    pub rootfs: Vec<Spanned<String>>,
 }
 
 /// `[[scenario]]`.
@@ -101,6 +105,7 @@ pub struct ScenarioEntry {
     pub kubelets: Option<Vec<String>>,
     pub drivers: Option<Vec<String>>,
     pub cgroups: Option<Vec<String>>,
+    pub rootfs: Option<Vec<String>>,
 }
 
 /// `[[include]]`/`[[exclude]]`: patterns over axis values; a rule matches
@@ -113,6 +118,7 @@ pub struct Rule {
     pub kubelet: Option<Spanned<String>>,
     pub driver: Option<Spanned<String>>,
     pub cgroup: Option<Spanned<String>>,
+    pub rootfs: Option<Spanned<String>>,
 }
 
 /// `[[expect]]`: like a rule, plus the expected outcome. The last
@@ -125,6 +131,7 @@ pub struct ExpectRule {
     pub kubelet: Option<Spanned<String>>,
     pub driver: Option<Spanned<String>>,
     pub cgroup: Option<Spanned<String>>,
+    pub rootfs: Option<Spanned<String>>,
     pub expect: Spanned<String>,
 }
 
@@ -193,6 +200,7 @@ struct CompiledRule {
     kubelet: Option<Pattern>,
     driver: Option<Pattern>,
     cgroup: Option<Pattern>,
+    rootfs: Option<Pattern>,
 }
 
 impl CompiledRule {
@@ -233,6 +241,7 @@ impl Matrix {
         kubelet: &Option<Spanned<String>>,
         driver: &Option<Spanned<String>>,
         cgroup: &Option<Spanned<String>>,
+        rootfs: &Option<Spanned<String>>,
     ) -> Result<CompiledRule, MatrixError> {
         Ok(CompiledRule {
             scenario: self.pattern(scenario)?,
@@ -240,15 +249,30 @@ impl Matrix {
             kubelet: self.pattern(kubelet)?,
             driver: self.pattern(driver)?,
             cgroup: self.pattern(cgroup)?,
+            rootfs: self.pattern(rootfs)?,
         })
     }
 
     fn check_patterns(&self) -> Result<(), MatrixError> {
         for r in self.file.include.iter().chain(&self.file.exclude) {
-            self.compile(&r.scenario, &r.kernel, &r.kubelet, &r.driver, &r.cgroup)?;
+            self.compile(
+                &r.scenario,
+                &r.kernel,
+                &r.kubelet,
+                &r.driver,
+                &r.cgroup,
+                &r.rootfs,
+            )?;
         }
         for r in &self.file.expect {
-            self.compile(&r.scenario, &r.kernel, &r.kubelet, &r.driver, &r.cgroup)?;
+            self.compile(
+                &r.scenario,
+                &r.kernel,
+                &r.kubelet,
+                &r.driver,
+                &r.cgroup,
+                &r.rootfs,
+            )?;
             parse_expect(r.expect.get_ref()).map_err(|e| self.at(r.expect.span(), e))?;
         }
         for c in &self.file.axes.cgroups {
@@ -343,7 +367,16 @@ impl Matrix {
             .file
             .exclude
             .iter()
-            .map(|r| self.compile(&r.scenario, &r.kernel, &r.kubelet, &r.driver, &r.cgroup))
+            .map(|r| {
+                self.compile(
+                    &r.scenario,
+                    &r.kernel,
+                    &r.kubelet,
+                    &r.driver,
+                    &r.cgroup,
+                    &r.rootfs,
+                )
+            })
             .collect::<Result<_, _>>()?;
         let includes: Vec<(&Rule, CompiledRule)> = self
             .file
@@ -352,7 +385,14 @@ impl Matrix {
             .map(|r| {
                 Ok((
                     r,
-                    self.compile(&r.scenario, &r.kernel, &r.kubelet, &r.driver, &r.cgroup)?,
+                    self.compile(
+                        &r.scenario,
+                        &r.kernel,
+                        &r.kubelet,
+                        &r.driver,
+                        &r.cgroup,
+                        &r.rootfs,
+                    )?,
                 ))
             })
             .collect::<Result<_, MatrixError>>()?;
@@ -362,7 +402,14 @@ impl Matrix {
             .iter()
             .map(|r| {
                 Ok((
-                    self.compile(&r.scenario, &r.kernel, &r.kubelet, &r.driver, &r.cgroup)?,
+                    self.compile(
+                        &r.scenario,
+                        &r.kernel,
+                        &r.kubelet,
+                        &r.driver,
+                        &r.cgroup,
+                        &r.rootfs,
+                    )?,
                     parse_expect(r.expect.get_ref()).map_err(|e| self.at(r.expect.span(), e))?,
                 ))
             })
@@ -419,6 +466,7 @@ impl Matrix {
                     .clone()
                     .unwrap_or_else(|| plain(&axes.drivers)),
             );
+            let rootfses = opt_axis(entry.rootfs.clone().unwrap_or_else(|| plain(&axes.rootfs)));
             let cgroups = entry
                 .cgroups
                 .clone()
@@ -430,10 +478,19 @@ impl Matrix {
             };
             let mut candidates = Vec::new();
             for k in &kernels {
-                for kl in &kubelets {
-                    for d in &drivers {
-                        for c in &cgroups {
-                            candidates.push((k.clone(), kl.clone(), d.clone(), c.clone(), false));
+                for r in &rootfses {
+                    for kl in &kubelets {
+                        for d in &drivers {
+                            for c in &cgroups {
+                                candidates.push((
+                                    k.clone(),
+                                    r.clone(),
+                                    kl.clone(),
+                                    d.clone(),
+                                    c.clone(),
+                                    false,
+                                ));
+                            }
                         }
                     }
                 }
@@ -467,23 +524,26 @@ impl Matrix {
                     .unwrap_or_else(|| "v1".into());
                 candidates.push((
                     kernel,
+                    val(&r.rootfs, &rootfses),
                     val(&r.kubelet, &kubelets),
                     val(&r.driver, &drivers),
                     cgroup,
                     true,
                 ));
             }
-            for (kernel, kubelet, driver, cgroup, included) in candidates {
+            for (kernel, rootfs, kubelet, driver, cgroup, included) in candidates {
                 let mut cell = PlannedCell {
                     id: cell_id(
                         &label,
                         &kernel,
+                        rootfs.as_deref(),
                         kubelet.as_deref(),
                         driver.as_deref(),
                         &cgroup,
                     ),
                     scenario: name.clone(),
                     kernel,
+                    rootfs,
                     kubelet,
                     driver,
                     cgroup,
@@ -535,6 +595,7 @@ fn rule_matches(r: &CompiledRule, label: &str, name: &str, c: &PlannedCell) -> b
         && opt(&r.kubelet, c.kubelet.as_deref())
         && opt(&r.driver, c.driver.as_deref())
         && opt(&r.cgroup, Some(&c.cgroup))
+        && opt(&r.rootfs, c.rootfs.as_deref())
 }
 
 /// An expectation value.

@@ -14,11 +14,13 @@ use std::collections::BTreeMap;
 /// One cell to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedCell {
-    /// `scenario/kernel=6.1[/kubelet=1.9][/driver=cgroupfs]/cgroup=v1`;
+    /// `scenario/kernel=6.1[/rootfs=bullseye][/kubelet=1.9][/driver=cgroupfs]/cgroup=v1`;
     /// `scenario` is the entry's label when it has one.
     pub id: String,
     pub scenario: String,
     pub kernel: String,
+    /// Root filesystem (`None`: the initramfs guest).
+    pub rootfs: Option<String>,
     pub kubelet: Option<String>,
     pub driver: Option<String>,
     pub cgroup: String,
@@ -34,11 +36,15 @@ pub struct PlannedCell {
 pub fn cell_id(
     label: &str,
     kernel: &str,
+    rootfs: Option<&str>,
     kubelet: Option<&str>,
     driver: Option<&str>,
     cgroup: &str,
 ) -> String {
     let mut id = format!("{label}/kernel={kernel}");
+    if let Some(r) = rootfs {
+        id.push_str(&format!("/rootfs={r}"));
+    }
     if let Some(k) = kubelet {
         id.push_str(&format!("/kubelet={k}"));
     }
@@ -95,7 +101,7 @@ impl Shard {
 }
 
 /// `--filter EXPR`: whitespace-separated terms that must all match; a term
-/// is `field=pattern` (field: scenario, kernel, kubelet, driver, cgroup) or
+/// is `field=pattern` (field: scenario, kernel, rootfs, kubelet, driver, cgroup) or
 /// a glob over the cell id. Patterns as in matrix rules.
 #[derive(Debug, Clone)]
 pub struct Filter {
@@ -109,7 +115,10 @@ impl std::str::FromStr for Filter {
         for t in s.split_whitespace() {
             match t.split_once('=') {
                 Some((f, p))
-                    if ["scenario", "kernel", "kubelet", "driver", "cgroup"].contains(&f) =>
+                    if [
+                        "scenario", "kernel", "rootfs", "kubelet", "driver", "cgroup",
+                    ]
+                    .contains(&f) =>
                 {
                     terms.push((Some(f.to_string()), pattern::Pattern::parse(p)?))
                 }
@@ -125,6 +134,7 @@ impl Filter {
         self.terms.iter().all(|(field, p)| match field.as_deref() {
             Some("scenario") => p.matches(&c.scenario),
             Some("kernel") => p.matches(&c.kernel),
+            Some("rootfs") => c.rootfs.as_deref().is_some_and(|r| p.matches(r)),
             Some("kubelet") => c.kubelet.as_deref().is_some_and(|k| p.matches(k)),
             Some("driver") => c.driver.as_deref().is_some_and(|d| p.matches(d)),
             Some("cgroup") => p.matches(&c.cgroup),
@@ -148,6 +158,7 @@ mod tests {
             id: id.into(),
             scenario: scenario.into(),
             kernel: kernel.into(),
+            rootfs: None,
             kubelet: kubelet.map(String::from),
             driver: None,
             cgroup: "v1".into(),
@@ -163,12 +174,16 @@ mod tests {
     #[test]
     fn ids_name_present_axes_only() {
         assert_eq!(
-            cell_id("memcg-fill", "6.1", None, None, "v1"),
+            cell_id("memcg-fill", "6.1", None, None, None, "v1"),
             "memcg-fill/kernel=6.1/cgroup=v1"
         );
         assert_eq!(
-            cell_id("kmem-leak", "5.10", Some("1.9"), Some("cgroupfs"), "v1"),
+            cell_id("kmem-leak", "5.10", None, Some("1.9"), Some("cgroupfs"), "v1"),
             "kmem-leak/kernel=5.10/kubelet=1.9/driver=cgroupfs/cgroup=v1"
+        );
+        assert_eq!(
+            cell_id("kmem-leak", "5.10", Some("bullseye"), None, Some("systemd"), "v1"),
+            "kmem-leak/kernel=5.10/rootfs=bullseye/driver=systemd/cgroup=v1"
         );
     }
 

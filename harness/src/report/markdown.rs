@@ -500,6 +500,7 @@ pub(crate) mod tests {
                 a.metrics.get_mut("created").unwrap().value = serde_json::json!(metric);
                 let d = format!("{dir}/attempt-{}", i + 1);
                 a.artifacts = Artifacts {
+                    journal: None,
                     console: format!("{d}/console.log"),
                     stdout: format!("{d}/stdout.log"),
                     stderr: format!("{d}/stderr.log"),

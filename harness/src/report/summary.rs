@@ -30,6 +30,9 @@ pub struct CellRecord {
     pub scenario: String,
     pub kernel: String,
     pub cgroup: String,
+    /// Root filesystem (`None`: the initramfs guest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubelet: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -278,6 +281,7 @@ pub(crate) mod tests {
             phase: None,
             accel: "tcg".into(),
             machine: "microvm".into(),
+            rootfs: None,
             kernel: KernelInfo {
                 alias: "6.1".into(),
                 package: Some("linux-image-6.1.0-50-amd64-unsigned".into()),
@@ -323,6 +327,7 @@ pub(crate) mod tests {
                 scenario: "memcg-fill".into(),
                 kernel: "6.1".into(),
                 cgroup: "v1".into(),
+                rootfs: None,
                 kubelet: None,
                 driver: None,
                 params: [("limit".to_string(), "100".to_string())].into(),

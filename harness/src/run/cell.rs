@@ -2,10 +2,10 @@
 //! tear down. Every failure becomes a recorded outcome, never a panic.
 
 use super::events::{Event, EventSink};
-use super::prepare::PreparedKernel;
+use super::prepare::{PreparedKernel, PreparedRootfs};
 use super::result::{self, ScriptEnd};
 use crate::guest::{self, GuestError, GuestSession, KeyPair};
-use crate::model::{Artifacts, Attempt, Outcome, Phase, Timings};
+use crate::model::{Artifacts, Attempt, Outcome, Phase, RootfsInfo, Timings};
 use crate::scenario::{self, Scenario};
 use crate::vm::console::Severity;
 use crate::vm::{Accel, Vm, VmSpec};
@@ -22,6 +22,8 @@ pub struct CellPlan {
     pub id: String,
     pub scenario: Scenario,
     pub kernel: String,
+    /// Root filesystem to boot (`None`: the initramfs guest).
+    pub rootfs: Option<String>,
     pub kubelet: Option<String>,
     pub driver: Option<String>,
     pub cgroup: String,
@@ -67,6 +69,7 @@ pub fn run_attempt(
     ctx: &RunContext,
     cell: &CellPlan,
     kernel: &PreparedKernel,
+    rootfs: Option<&PreparedRootfs>,
     number: u32,
 ) -> Attempt {
     let started = Instant::now();
@@ -79,6 +82,7 @@ pub fn run_attempt(
         stdout: format!("{rel_dir}/stdout.log"),
         stderr: format!("{rel_dir}/stderr.log"),
         result: format!("{rel_dir}/out/result.jsonl"),
+        journal: rootfs.map(|_| format!("{rel_dir}/journal.log")),
     };
     let mut attempt = Attempt {
         number,
@@ -88,9 +92,15 @@ pub fn run_attempt(
         accel: ctx.accel.as_str().into(),
         machine: kernel.machine.as_str().into(),
         kernel: kernel.info.clone(),
+        rootfs: rootfs.map(|r| RootfsInfo {
+            name: r.name.clone(),
+            suite: r.meta.suite.clone(),
+            sha256: r.meta.sha256.clone(),
+            versions: r.meta.versions.clone(),
+        }),
         image_sha256: kernel.image_sha256.clone(),
         timings: Timings {
-            image: kernel.image_secs,
+            image: kernel.image_secs + rootfs.map_or(0.0, |r| r.image_secs),
             ..Default::default()
         },
         metrics: BTreeMap::new(),
@@ -113,6 +123,12 @@ pub fn run_attempt(
         finish(&mut attempt, started, &dir);
         return attempt;
     }
+    if let Some(why) = guest_mismatch(cell, rootfs) {
+        attempt.outcome = Outcome::Skipped;
+        attempt.reason = why;
+        finish(&mut attempt, started, &dir);
+        return attempt;
+    }
 
     ctx.sink.event(&Event::Phase {
         id: cell.id.clone(),
@@ -125,7 +141,7 @@ pub fn run_attempt(
         ),
     });
     let boot_start = Instant::now();
-    let mut vm = match boot(ctx, cell, kernel, &dir) {
+    let mut vm = match boot(ctx, cell, kernel, rootfs, &dir) {
         Ok(vm) => vm,
         Err((outcome, reason)) => {
             attempt.outcome = outcome;
@@ -150,7 +166,7 @@ pub fn run_attempt(
             Ok(()) => GuestSession::connect(
                 addr,
                 ctx.key,
-                Some(&kernel.host_key_blob),
+                Some(rootfs.map_or(&kernel.host_key_blob, |r| &r.host_key_blob)),
                 deadline,
                 &mut watch,
             ),
@@ -210,11 +226,16 @@ pub fn run_attempt(
             let _ = tar::Archive::new(&tar[..]).unpack(&out_dir);
         }
     }
+    if rootfs.is_some() && !matches!(end, ScriptEnd::Lost(_)) && vm.exited().is_none() {
+        save_journal(&session, &dir.join("journal.log"));
+    }
     let script = result::parse_result(
         &std::fs::read_to_string(out_dir.join("result.jsonl")).unwrap_or_default(),
     );
     drop(session);
     vm.kill();
+    // The overlay holds only what this attempt wrote: nobody needs it.
+    let _ = std::fs::remove_file(dir.join("disk.qcow2"));
     let crash = vm.console.crash();
     let stderr_tail = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
     let (outcome, reason, phase) = result::decide(&end, &script, crash.as_ref(), &stderr_tail);
@@ -232,6 +253,42 @@ pub fn run_attempt(
     attempt.timings.teardown = teardown_start.elapsed().as_secs_f64();
     finish(&mut attempt, started, &dir);
     attempt
+}
+
+/// Why this cell cannot run on this guest, if it cannot: a scenario that
+/// needs systemd on the initramfs guest, or a cgroup version the release's
+/// systemd refuses.
+fn guest_mismatch(cell: &CellPlan, rootfs: Option<&PreparedRootfs>) -> Option<String> {
+    match rootfs {
+        None if cell.scenario.manifest.needs_rootfs => Some(format!(
+            "scenario {} needs a root-filesystem guest (systemd, runc, containerd): run it with --rootfs bullseye|bookworm|trixie",
+            cell.scenario.name()
+        )),
+        Some(r) => r
+            .manifest
+            .cgroup
+            .get(&cell.cgroup)
+            .and_then(|c| c.unsupported.clone())
+            .map(|why| format!("rootfs {} cannot boot cgroup {}: {why}", r.name, cell.cgroup)),
+        None => None,
+    }
+}
+
+/// Saves the guest's journal of this boot (best effort: a guest that
+/// cannot give it still has its console log).
+fn save_journal(session: &GuestSession, path: &Path) {
+    let text = match session.exec(
+        "journalctl -b --no-pager -o short-monotonic",
+        Duration::from_secs(60),
+    ) {
+        Ok(o) => {
+            let mut t = o.stdout;
+            t.extend_from_slice(&o.stderr);
+            t
+        }
+        Err(e) => format!("journalctl failed: {e}\n").into_bytes(),
+    };
+    let _ = std::fs::write(path, text);
 }
 
 /// Why a watched guest operation should stop, if it should.
@@ -260,8 +317,22 @@ fn boot(
     ctx: &RunContext,
     cell: &CellPlan,
     kernel: &PreparedKernel,
+    rootfs: Option<&PreparedRootfs>,
     dir: &Path,
 ) -> Result<Vm, (Outcome, String)> {
+    let mut append = vec![format!("repro.key={}", ctx.key.public_base64())];
+    let mut disk = None;
+    if let Some(r) = rootfs {
+        let overlay = dir.join("disk.qcow2");
+        let _ = std::fs::remove_file(&overlay);
+        crate::vm::create_overlay(&r.image, &overlay)
+            .map_err(|e| (Outcome::Error, e.to_string()))?;
+        disk = Some(overlay);
+        append.push("repro.root=/dev/vda".into());
+        if let Some(c) = r.manifest.cgroup.get(&cell.cgroup) {
+            append.extend(c.cmdline.iter().cloned());
+        }
+    }
     let memory = cell
         .memory_mib
         .unwrap_or(cell.scenario.manifest.memory_mib)
@@ -275,12 +346,13 @@ fn boot(
             machine: kernel.machine,
             kernel: kernel.boot_kernel.clone(),
             initrd: kernel.image.clone(),
-            append: vec![format!("repro.key={}", ctx.key.public_base64())],
+            append: append.clone(),
             memory_mib: memory,
             vcpus: cell.vcpus.unwrap_or(cell.scenario.manifest.vcpus).max(1),
             ssh_port: port,
             console_log: dir.join("console.log"),
             tsc_khz: crate::vm::qemu::host_tsc_khz(),
+            disk: disk.clone(),
             name: format!(
                 "repro-{}-{}",
                 ctx.run_dir
@@ -338,6 +410,10 @@ fn run_scenario(
         ("REPRO_LIB".into(), "/repro/lib".into()),
         ("REPRO_CGROUP".into(), cell.cgroup.clone()),
         ("REPRO_KERNEL".into(), cell.kernel.clone()),
+        (
+            "REPRO_ROOTFS".into(),
+            cell.rootfs.clone().unwrap_or_default(),
+        ),
     ];
     for (k, v) in &cell.params {
         env.push((scenario::param_env_name(k), v.clone()));

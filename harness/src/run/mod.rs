@@ -23,14 +23,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What `repro run` asked for: scenarios × kernels from the CLI.
+#[derive(Debug, Clone)]
 pub struct RunRequest {
     pub scenarios: Vec<String>,
     pub kernels: Vec<String>,
+    /// Root filesystems (empty: the initramfs guest).
+    pub rootfs: Vec<String>,
     pub kubelets: Vec<String>,
     pub drivers: Vec<String>,
     pub params: Vec<(String, String)>,
     pub cgroup: Option<String>,
     pub memory_mib: Option<u32>,
+    pub vcpus: Option<u32>,
     pub repeat: u32,
 }
 
@@ -148,9 +152,15 @@ pub fn plans_from_request(root: &Path, req: &RunRequest) -> Result<Vec<CellPlan>
         }
     };
     let mut plans: Vec<CellPlan> = Vec::new();
+    for r in &req.rootfs {
+        prepare::check_rootfs_arg(root, r)?;
+    }
     for k in &req.kernels {
         prepare::check_kernel_arg(root, k)?;
-        for kubelet in opt(&req.kubelets) {
+        for (rootfs, kubelet) in opt(&req.rootfs)
+            .into_iter()
+            .flat_map(|r| opt(&req.kubelets).into_iter().map(move |k| (r.clone(), k)))
+        {
             for driver in opt(&req.drivers) {
                 for sc in &scenarios {
                     let params = sc.params(&req.params)?;
@@ -160,6 +170,7 @@ pub fn plans_from_request(root: &Path, req: &RunRequest) -> Result<Vec<CellPlan>
                         sc,
                         sc.name(),
                         k,
+                        rootfs.clone(),
                         kubelet.clone(),
                         driver.clone(),
                         cgroup,
@@ -169,6 +180,7 @@ pub fn plans_from_request(root: &Path, req: &RunRequest) -> Result<Vec<CellPlan>
                     )?);
                     let last = plans.last_mut().unwrap();
                     last.memory_mib = req.memory_mib;
+                    last.vcpus = req.vcpus;
                 }
             }
         }
@@ -183,6 +195,7 @@ pub fn make_plan(
     sc: &Scenario,
     label: &str,
     kernel: &str,
+    rootfs: Option<String>,
     kubelet: Option<String>,
     driver: Option<String>,
     cgroup: String,
@@ -201,12 +214,14 @@ pub fn make_plan(
         id: crate::plan::cell_id(
             label,
             kernel,
+            rootfs.as_deref(),
             kubelet.as_deref(),
             driver.as_deref(),
             &cgroup,
         ),
         scenario: sc.clone(),
         kernel: kernel.to_string(),
+        rootfs,
         kubelet,
         driver,
         cgroup,
@@ -240,6 +255,9 @@ pub fn plans_from_matrix(
             continue;
         }
         prepare::check_kernel_arg(root, &c.kernel)?;
+        if let Some(r) = &c.rootfs {
+            prepare::check_rootfs_arg(root, r)?;
+        }
         let sc = &scenarios[&c.scenario];
         let label = c.id.split('/').next().unwrap_or(&c.scenario).to_string();
         let mut p = make_plan(
@@ -247,6 +265,7 @@ pub fn plans_from_matrix(
             sc,
             &label,
             &c.kernel,
+            c.rootfs.clone(),
             c.kubelet.clone(),
             c.driver.clone(),
             c.cgroup.clone(),
@@ -369,6 +388,30 @@ pub fn execute(
         }
         prepared.insert(plan.kernel.clone(), p);
     }
+    let mut rootfses: BTreeMap<String, Result<prepare::PreparedRootfs, String>> = BTreeMap::new();
+    for name in plans.iter().filter_map(|p| p.rootfs.as_ref()) {
+        if rootfses.contains_key(name) || cancel.load(Ordering::SeqCst) {
+            continue;
+        }
+        let r = prepare::prepare_rootfs(
+            &opts.root,
+            &opts.cache,
+            opts.mirror.as_deref(),
+            name,
+            false,
+            sink,
+        )
+        .map_err(|e| e.to_string());
+        if let Ok(r) = &r {
+            summary
+                .lock()
+                .unwrap()
+                .meta
+                .images
+                .insert(format!("rootfs={name}"), r.meta.sha256.clone());
+        }
+        rootfses.insert(name.clone(), r);
+    }
     let accel = match prepared.values().find_map(|p| p.as_ref().ok()) {
         Some(p) => {
             let (a, why) = prepare::choose_accel(&opts.cache, &qemu, opts.accel, p);
@@ -398,7 +441,12 @@ pub fn execute(
                 sink.event(&Event::CellStarted {
                     id: plan.id.clone(),
                 });
-                let attempts = match &prepared[&plan.kernel] {
+                let rootfs = plan.rootfs.as_ref().map(|r| &rootfses[r]);
+                let ready = match (&prepared[&plan.kernel], rootfs) {
+                    (Err(e), _) | (_, Some(Err(e))) => Err(e.clone()),
+                    (Ok(p), r) => Ok((p, r.and_then(|r| r.as_ref().ok()))),
+                };
+                let attempts = match ready {
                     Err(e) => {
                         let a =
                             harness_attempt(plan, Outcome::Error, Some(Phase::Image), e.clone());
@@ -409,7 +457,7 @@ pub fn execute(
                         });
                         vec![a]
                     }
-                    Ok(p) => {
+                    Ok((p, rootfs)) => {
                         let ctx = cell::RunContext {
                             qemu: qemu.clone(),
                             accel,
@@ -419,7 +467,7 @@ pub fn execute(
                             cancel: cancel.clone(),
                             sink,
                         };
-                        run_cell(&ctx, plan, p, opts.retries)
+                        run_cell(&ctx, plan, p, rootfs, opts.retries)
                     }
                 };
                 let rec = record(plan, attempts);
@@ -489,6 +537,7 @@ fn run_cell(
     ctx: &cell::RunContext,
     plan: &CellPlan,
     p: &prepare::PreparedKernel,
+    rootfs: Option<&prepare::PreparedRootfs>,
     retries: u32,
 ) -> Vec<Attempt> {
     let mut attempts = Vec::new();
@@ -497,7 +546,7 @@ fn run_cell(
         let mut tries = 0;
         loop {
             number += 1;
-            let a = cell::run_attempt(ctx, plan, p, number);
+            let a = cell::run_attempt(ctx, plan, p, rootfs, number);
             // Retry infrastructure failures only: a script that exited
             // non-zero broke its contract, and would again.
             let infra = a.outcome == Outcome::Error && a.exit_status.is_none();
@@ -526,6 +575,7 @@ fn record(plan: &CellPlan, attempts: Vec<Attempt>) -> CellRecord {
         scenario: plan.scenario.name().into(),
         kernel: plan.kernel.clone(),
         cgroup: plan.cgroup.clone(),
+        rootfs: plan.rootfs.clone(),
         kubelet: plan.kubelet.clone(),
         driver: plan.driver.clone(),
         params: plan.params.clone(),
@@ -553,6 +603,7 @@ fn harness_attempt(
             alias: plan.kernel.clone(),
             ..Default::default()
         },
+        rootfs: None,
         image_sha256: String::new(),
         timings: Timings::default(),
         metrics: BTreeMap::new(),

@@ -8,6 +8,7 @@ use crate::images::cache::Cache;
 use crate::images::debian::{self, Archive, PackageQuery};
 use crate::images::initramfs::{self, ModuleBlob, PackageTree, Userland};
 use crate::images::kernel::{self, KernelSpec, ResolvedKernel};
+use crate::images::rootfs;
 use crate::model::KernelInfo;
 use crate::vm::{self, accel, Accel, AccelChoice, Machine, VmSpec};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,8 @@ pub enum PrepareError {
     Initramfs(#[from] initramfs::InitramfsError),
     #[error(transparent)]
     Toml(#[from] crate::tomlfile::TomlFileError),
+    #[error(transparent)]
+    Rootfs(#[from] rootfs::RootfsError),
     #[error("{0}")]
     Other(String),
 }
@@ -149,29 +152,28 @@ pub fn prepare_kernel(
     let userland = Userland::load(&root.join("images/userland.toml"))?;
     let packages = fetch_userland(&archive, cache, &userland, sink)?;
 
-    let modules = match &k.modules_dir {
+    let (modules, rootfs_modules) = match &k.modules_dir {
         Some(dir) => {
-            let wanted: Vec<&str> = userland.modules.iter().map(String::as_str).collect();
-            let order = kernel::module_load_order(dir, &wanted)?;
-            let mut blobs = Vec::new();
-            for m in order {
-                blobs.push(ModuleBlob {
-                    name: m.name.clone(),
-                    data: kernel::decompress_module(&m.path)?,
-                });
-            }
-            for req in &userland.required_modules {
-                let builtin = kernel::read_builtin(dir).contains(req.as_str());
-                if !builtin && !blobs.iter().any(|b| &b.name == req) {
-                    return Err(PrepareError::Other(format!(
-                        "kernel {arg} has no module {req} (needed for the guest network) in {}",
-                        dir.display()
-                    )));
-                }
-            }
-            blobs
+            let base = module_blobs(
+                dir,
+                &userland.modules,
+                &userland.required_modules,
+                &[],
+                arg,
+                "the guest network",
+            )?;
+            let names: Vec<String> = base.iter().map(|b| b.name.clone()).collect();
+            let extra = module_blobs(
+                dir,
+                &userland.rootfs_modules,
+                &userland.required_rootfs_modules,
+                &names,
+                arg,
+                "root-filesystem guests",
+            )?;
+            (base, extra)
         }
-        None => Vec::new(),
+        None => (Vec::new(), Vec::new()),
     };
     let kit = crate::kit::KIT_BINARY;
     let inputs = initramfs::Inputs {
@@ -179,6 +181,7 @@ pub fn prepare_kernel(
         packages: &packages,
         kernel_sha256: &k.hash,
         modules: &modules,
+        rootfs_modules: &rootfs_modules,
         kit,
     };
     let hash = initramfs::input_hash(&inputs);
@@ -200,6 +203,7 @@ pub fn prepare_kernel(
             crate::images::cache::atomic_write(&done, b"")?;
         }
     }
+    crate::images::inventory::touch_used(&dir);
     let public = std::fs::read_to_string(&pubfile)
         .map_err(|e| PrepareError::Other(format!("{}: {e}", pubfile.display())))?;
     let host_key_blob = keys::blob_from_public_line(&public).ok_or_else(|| {
@@ -222,6 +226,119 @@ pub fn prepare_kernel(
         boot_kernel,
         image,
         image_sha256: hash,
+        host_key_blob,
+        image_secs: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// `wanted` modules of the kernel in `dir` with their dependencies, in
+/// load order, leaving out `skip`; a missing `required` one is an error.
+fn module_blobs(
+    dir: &Path,
+    wanted: &[String],
+    required: &[String],
+    skip: &[String],
+    arg: &str,
+    needed_for: &str,
+) -> Result<Vec<ModuleBlob>, PrepareError> {
+    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let mut blobs = Vec::new();
+    for m in kernel::module_load_order(dir, &wanted)? {
+        if skip.contains(&m.name) {
+            continue;
+        }
+        blobs.push(ModuleBlob {
+            name: m.name.clone(),
+            data: kernel::decompress_module(&m.path)?,
+        });
+    }
+    let builtin = kernel::read_builtin(dir);
+    for req in required {
+        if !builtin.contains(req.as_str())
+            && !blobs.iter().any(|b| &b.name == req)
+            && !skip.contains(req)
+        {
+            return Err(PrepareError::Other(format!(
+                "kernel {arg} has no module {req} (needed for {needed_for}) in {}",
+                dir.display()
+            )));
+        }
+    }
+    Ok(blobs)
+}
+
+/// A root-filesystem image, ready to boot under any kernel.
+#[derive(Debug, Clone)]
+pub struct PreparedRootfs {
+    pub name: String,
+    pub image: PathBuf,
+    pub meta: rootfs::ImageMeta,
+    pub manifest: rootfs::Manifest,
+    /// sshd's host key blob, pinned for every guest of this image.
+    pub host_key_blob: Vec<u8>,
+    /// Seconds spent getting here (about 0 when cached).
+    pub image_secs: f64,
+}
+
+/// `images/rootfs`.
+pub fn rootfs_dir(root: &Path) -> PathBuf {
+    root.join("images/rootfs")
+}
+
+/// Checks a `--rootfs` argument without building anything.
+pub fn check_rootfs_arg(root: &Path, name: &str) -> Result<(), PrepareError> {
+    rootfs::find(&rootfs_dir(root), name)?;
+    Ok(())
+}
+
+/// The root filesystem `name`, built first if it is not cached (or
+/// always with `rebuild`).
+pub fn prepare_rootfs(
+    root: &Path,
+    cache: &Cache,
+    mirror: Option<&str>,
+    name: &str,
+    rebuild: bool,
+    sink: &dyn EventSink,
+) -> Result<PreparedRootfs, PrepareError> {
+    let start = Instant::now();
+    let named = rootfs::find(&rootfs_dir(root), name)?;
+    let image = match rootfs::cached(cache, &named).filter(|_| !rebuild) {
+        Some(img) => img,
+        None => {
+            let mirror = debian::discover_mirror(mirror)?;
+            sink.event(&Event::Info(format!(
+                "building root filesystem {name} (once; cached afterwards)"
+            )));
+            let say = |step: &str| sink.event(&Event::Info(format!("rootfs {name}: {step}")));
+            let img = rootfs::ensure(
+                cache,
+                &named,
+                &mirror,
+                &vm::qemu_img_binary(),
+                rebuild,
+                &say,
+            )?;
+            if img.built {
+                sink.event(&Event::Info(format!(
+                    "rootfs {name}: built in {:.0} s, {} MiB",
+                    img.meta.build_secs,
+                    img.meta.bytes / (1024 * 1024)
+                )));
+            }
+            img
+        }
+    };
+    let host_key_blob = keys::blob_from_public_line(&image.meta.host_key).ok_or_else(|| {
+        PrepareError::Other(format!(
+            "the image of rootfs {name} records no valid host key; rebuild it with `repro images build {name} --rebuild`"
+        ))
+    })?;
+    Ok(PreparedRootfs {
+        name: name.to_string(),
+        image: image.path,
+        meta: image.meta,
+        manifest: named.manifest,
         host_key_blob,
         image_secs: start.elapsed().as_secs_f64(),
     })
@@ -295,6 +412,7 @@ pub fn choose_accel(
             console_log: tmp.clone(),
             tsc_khz: None,
             name: "repro-kvm-probe".into(),
+            disk: None,
         };
         let r = accel::probe_boot(spec, Duration::from_secs(20));
         let _ = std::fs::remove_file(tmp);

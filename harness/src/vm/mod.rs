@@ -1,8 +1,9 @@
 //! QEMU guests: command line, accelerator choice, process lifetime and the
 //! serial console.
 //!
-//! Invariant: this is the only module that starts QEMU (or any process on
-//! the host). Every QEMU it starts is registered until it is reaped, is put
+//! Invariant: this is the only module that starts QEMU and `qemu-img`
+//! (the only other host processes are the rootfs builder's, in
+//! `images::rootfs`). Every QEMU it starts is registered until it is reaped, is put
 //! in its own process group, gets `PR_SET_PDEATHSIG(SIGKILL)` so it dies
 //! with the harness, and is killed when its [`Vm`] is dropped.
 
@@ -30,6 +31,8 @@ pub enum VmError {
     },
     #[error("cannot find a free TCP port on 127.0.0.1: {0}")]
     Port(std::io::Error),
+    #[error("cannot create the guest's disk overlay: {0}")]
+    Overlay(String),
     #[error("cannot create console log {path}: {source}")]
     ConsoleLog {
         path: PathBuf,
@@ -235,6 +238,35 @@ pub fn qemu_binary() -> PathBuf {
     std::env::var_os("REPRO_QEMU")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"))
+}
+
+/// `qemu-img` (`REPRO_QEMU_IMG`, else from `PATH`).
+pub fn qemu_img_binary() -> PathBuf {
+    std::env::var_os("REPRO_QEMU_IMG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("qemu-img"))
+}
+
+/// Creates a throw-away qcow2 overlay at `overlay` on top of `base`: the
+/// guest writes there and `base` is never touched.
+pub fn create_overlay(base: &std::path::Path, overlay: &std::path::Path) -> Result<(), VmError> {
+    let out = std::process::Command::new(qemu_img_binary())
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+        .arg(base)
+        .arg(overlay)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| VmError::Overlay(format!("cannot run qemu-img ({e}); install qemu-utils")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(VmError::Overlay(format!(
+            "qemu-img create on {} failed ({}): {}",
+            base.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
 }
 
 /// Host kernel release (`uname -r`), for run metadata.

@@ -44,6 +44,9 @@ pub struct VmSpec {
     pub tsc_khz: Option<u64>,
     /// QEMU's `-name`: lets people (and tests) find a run's guests in `ps`.
     pub name: String,
+    /// A qcow2 disk attached as the first virtio block device (`/dev/vda`),
+    /// for root-filesystem guests.
+    pub disk: Option<PathBuf>,
 }
 
 /// Kernel arguments every guest gets: serial console, reboot (and so QEMU
@@ -116,9 +119,13 @@ pub fn args(spec: &VmSpec) -> Vec<String> {
         Machine::Microvm => push(&["-M", "microvm,pit=on,pic=on,rtc=on"]),
         Machine::Q35 => push(&["-M", "q35"]),
     }
-    let (net, rng) = match spec.machine {
-        Machine::Microvm => ("virtio-net-device", "virtio-rng-device"),
-        Machine::Q35 => ("virtio-net-pci", "virtio-rng-pci"),
+    let (net, rng, blk) = match spec.machine {
+        Machine::Microvm => (
+            "virtio-net-device",
+            "virtio-rng-device",
+            "virtio-blk-device",
+        ),
+        Machine::Q35 => ("virtio-net-pci", "virtio-rng-pci", "virtio-blk-pci"),
     };
     a.extend([
         "-name".into(),
@@ -147,6 +154,19 @@ pub fn args(spec: &VmSpec) -> Vec<String> {
         "-device".into(),
         rng.into(),
     ]);
+    if let Some(disk) = &spec.disk {
+        // `cache=unsafe`: the overlay is thrown away after the run, so
+        // flushes to the host's disk would only cost time.
+        a.extend([
+            "-drive".into(),
+            format!(
+                "id=d0,if=none,format=qcow2,cache=unsafe,file={}",
+                disk.display().to_string().replace(',', ",,")
+            ),
+            "-device".into(),
+            format!("{blk},drive=d0"),
+        ]);
+    }
     a
 }
 
@@ -169,6 +189,7 @@ mod tests {
             console_log: "/tmp/console.log".into(),
             tsc_khz: Some(2_299_998),
             name: "repro-test".into(),
+            disk: None,
         }
     }
 
@@ -199,6 +220,21 @@ mod tests {
         let a = args(&spec(Machine::Microvm, accel));
         assert_eq!(after(&a, "-accel"), vec![name]);
         assert_eq!(after(&a, "-cpu"), vec![cpu]);
+    }
+
+    #[rstest]
+    #[case(Machine::Microvm, "virtio-blk-device,drive=d0")]
+    #[case(Machine::Q35, "virtio-blk-pci,drive=d0")]
+    fn a_disk_is_a_virtio_block_device(#[case] m: Machine, #[case] dev: &str) {
+        let mut s = spec(m, Accel::Tcg);
+        assert!(after(&args(&s), "-drive").is_empty());
+        s.disk = Some("/r/a,b/disk.qcow2".into());
+        let a = args(&s);
+        assert_eq!(
+            after(&a, "-drive"),
+            vec!["id=d0,if=none,format=qcow2,cache=unsafe,file=/r/a,,b/disk.qcow2"]
+        );
+        assert!(after(&a, "-device").contains(&dev));
     }
 
     #[test]
