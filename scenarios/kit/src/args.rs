@@ -68,6 +68,15 @@ impl Parsed {
             .and_then(|(_, v)| v.as_deref())
     }
 
+    /// Every value given for a repeatable option, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.opts
+            .iter()
+            .filter(|(n, _)| n == name)
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
+    }
+
     /// Value for `name`, treating an empty string as unset (scenario params are
     /// strings where empty means unset).
     pub fn get_nonempty(&self, name: &str) -> Option<&str> {

@@ -11,6 +11,7 @@ mod json;
 mod kmem;
 mod memstat;
 mod procscan;
+mod slices;
 mod stats;
 mod util;
 mod zombie;
@@ -35,6 +36,11 @@ cgroups:
                [--checkpoint M] [--stat-file F] [--reads R] [--prefix dying] [--no-emit]
   kmem-workload --cgroup DIR --dir DIR [--files 100] [--file-kib 4]
                 [--dentries 1000] [--sockets 16]
+
+systemd (root-filesystem guests):
+  slice-churn [--rate 50] [--duration 30] [--prefix libcontainer]
+              [--watch DIR]... [--bus /run/dbus/system_bus_socket]
+              [--sample-ms 1000] [--series]
 
 measurements:
   memstat-time --file PATH [--reads N]
@@ -64,6 +70,7 @@ fn run(argv: &[String]) -> R<()> {
         "inotify-exhaust" => inotify::cmd_inotify_exhaust(rest),
         "zombie-cron" => zombie::cmd_zombie_cron(rest),
         "zombie-cron-runner" => zombie::cmd_runner(rest),
+        "slice-churn" => slices::cmd_slice_churn(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
