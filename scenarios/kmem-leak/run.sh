@@ -11,6 +11,14 @@
 # get kmem accounting per REPRO_KUBELET_KMEM_ACCOUNTING, each container
 # running a workload that allocates kernel memory, then count again.
 # leaked = before - after.
+#
+# runtime=runc (root-filesystem guests, e.g. --rootfs bullseye): the
+# containers are real ones started by the release's runc with a memory
+# limit, in the pod cgroup of the cell's driver. Bullseye's runc
+# 1.0.0~rc93 still enables kmem accounting on every memory cgroup it
+# creates (FACTS.md); a kprobe on the kernel's memcg write handler counts
+# the "1" and "-1" that runc itself writes, so the result says whether
+# runc really did it.
 set -u
 . "${REPRO_LIB:-../lib}/common.sh"
 
@@ -20,11 +28,20 @@ CONTAINERS=${REPRO_PARAM_CONTAINERS:-2}
 FRESH=${REPRO_PARAM_FRESH_KUBEPODS:-1}
 WFILES=${REPRO_PARAM_WORKLOAD_FILES:-100}
 SETTLE=${REPRO_PARAM_SETTLE_S:-3}
-for v in "$HEADROOM" "$PODS" "$CONTAINERS" "$FRESH" "$WFILES" "$SETTLE"; do
+RUNTIME=${REPRO_PARAM_RUNTIME:-cgroups}
+MEMLIMIT=${REPRO_PARAM_MEMORY_LIMIT_MIB:-64}
+case $RUNTIME in cgroups | runc) ;; *) die "param runtime must be cgroups or runc, got '$RUNTIME'" ;; esac
+for v in "$HEADROOM" "$PODS" "$CONTAINERS" "$FRESH" "$WFILES" "$SETTLE" "$MEMLIMIT"; do
     case $v in '' | *[!0-9]*) die "all params must be non-negative integers, got '$v'" ;; esac
 done
 [ "$HEADROOM" -ge $((CONTAINERS + 1)) ] || die "headroom ($HEADROOM) must leave room for one pod ($((CONTAINERS + 1)) memcgs)"
 KMEM=$REPRO_KUBELET_KMEM_ACCOUNTING
+if [ "$RUNTIME" = runc ]; then
+    . "$REPRO_LIB/runtime.sh"
+    rt_require
+    # The kubelet's own cgroups follow the driver the runtime uses.
+    REPRO_KUBELET_CGROUP_LAYOUT=$REPRO_DRIVER
+fi
 
 cg_setup v1 memory
 BASE=$(cg_base memory)
@@ -34,6 +51,7 @@ FILL=$BASE/repro-fill
 FILES=/tmp/repro-kmem
 
 remove_all() {
+    kprobe_stop
     rm -rf "$FILES"
     if [ -d "$FILL" ]; then
         "$RK" memcg-rmdir --root "$FILL" --prefix fill >/dev/null 2>&1
@@ -48,7 +66,74 @@ if [ -d "$FILL" ] || [ -d "$KUBE" ]; then
     remove_all
 fi
 
+# --- runc's own kmem writes, seen by a kprobe -------------------------------
+TRACE=/sys/kernel/tracing
+KPROBE=
+kprobe_start() {
+    [ -d "$TRACE/events" ] || mount -t tracefs nodev "$TRACE" 2>/dev/null
+    [ -w "$TRACE/kprobe_events" ] || return 1
+    # mem_cgroup_write handles writes to the memory.*limit_in_bytes files;
+    # its second argument (%si on x86-64) is the text written.
+    echo 'p:repro/memcgw mem_cgroup_write buf=+0(%si):string' >>"$TRACE/kprobe_events" 2>/dev/null || return 1
+    echo >"$TRACE/trace"
+    echo 1 >"$TRACE/events/repro/memcgw/enable" || return 1
+    KPROBE=1
+}
+kprobe_stop() {
+    [ -n "$KPROBE" ] || return 0
+    echo 0 >"$TRACE/events/repro/memcgw/enable"
+    cp "$TRACE/trace" "$REPRO_OUT/memcg-writes.trace" 2>/dev/null
+    echo '-:repro/memcgw' >>"$TRACE/kprobe_events"
+    KPROBE=
+}
+# runc_kmem_writes: "ONES MINUS_ONES" written by runc processes so far.
+runc_kmem_writes() {
+    awk '/memcgw:/ && /runc/ {
+        if ($0 ~ /buf="1"/) one++
+        else if ($0 ~ /buf="-1"/) minus++
+    } END { printf "%d %d\n", one, minus }' "$TRACE/trace"
+}
+
+# run_container PARENT N: one real container through runc, with a memory
+# limit (runc <= rc93 enables kmem accounting only on memory cgroups it
+# creates for a container with memory settings), creating N files on its
+# tmpfs. Sets RUNC_FAILURE when runc fails.
+RUNC_FAILURE=
+RUNC_DONE=0
+run_container() {
+    _cid=$(container_id)
+    _cgp=$(rt_cgroups_path "$1" "$_cid")
+    RT_MEM_LIMIT=$((MEMLIMIT * 1024 * 1024)) rt_bundle "$WORK/c" "$_cgp" "" \
+        sh -c "i=0; while [ \$i -lt $2 ]; do echo x >/dev/shm/f\$i; i=\$((i + 1)); done"
+    if ! rt_runc run --bundle "$WORK/c" "$_cid" </dev/null >/dev/null 2>"$WORK/runc.err"; then
+        RUNC_FAILURE=$(grep -v '^$' "$WORK/runc.err" | tail -n 1)
+        rt_runc delete -f "$_cid" >/dev/null 2>&1
+    else
+        RUNC_DONE=$((RUNC_DONE + 1))
+    fi
+    rm -rf "$WORK/c"
+}
+
+# remove_pod POD_UID POD_DIR: what the kubelet does after the pod: the
+# cgroupfs driver removes the pod's folders in every hierarchy, the systemd
+# driver stops the pod's slice.
+remove_pod() {
+    if [ "$RUNTIME" = runc ] && [ "$REPRO_DRIVER" = systemd ]; then
+        systemctl stop "$(rt_pod_parent burstable "$1")" 2>/dev/null
+        return 0
+    fi
+    if [ "$RUNTIME" = runc ] && [ "$CG_VERSION" = v1 ]; then
+        _rel=${2#"$BASE"}
+        for _h in /sys/fs/cgroup/*/; do
+            [ "$_h" = "$BASE/" ] && continue
+            cg_rmtree "$_h${_rel#/}" >/dev/null 2>&1
+        done
+    fi
+    cg_rmtree "$2"
+}
+
 record_context
+emit_string runtime "$RUNTIME"
 emit_metric headroom "$HEADROOM" cgroups
 emit_metric pods "$PODS" pods
 emit_metric memcgs_per_pod $((CONTAINERS + 1)) cgroups
@@ -122,12 +207,37 @@ log "free memory cgroup IDs before the pods: $before"
 [ "$before" -ge $((CONTAINERS + 1)) ] || die "only $before free IDs after freeing $HEADROOM: not enough for one pod"
 
 mkdir -p "$FILES" || die "mkdir $FILES failed"
+if [ "$RUNTIME" = runc ]; then
+    if kprobe_start; then
+        emit_metric kprobe 1
+    else
+        emit_metric kprobe 0
+        log "no kprobe on mem_cgroup_write: runc's kmem writes cannot be seen on this kernel"
+    fi
+fi
 pods_done=0
 pod_failure=
 i=0
 while [ $i -lt "$PODS" ]; do
     i=$((i + 1))
-    POD=$(kube_pod_dir "$BURST" "$(new_uuid)")
+    UID_=$(new_uuid)
+    POD=$(kube_pod_dir "$BURST" "$UID_")
+    if [ "$RUNTIME" = runc ] && [ "$REPRO_DRIVER" = systemd ]; then
+        # systemd creates the pod slice when runc asks for the first scope.
+        c=0
+        while [ $c -lt "$CONTAINERS" ]; do
+            c=$((c + 1))
+            run_container "$(rt_pod_parent burstable "$UID_")" "$WFILES"
+            if [ -n "$RUNC_FAILURE" ]; then
+                pod_failure="runc: $RUNC_FAILURE"
+                break
+            fi
+        done
+        remove_pod "$UID_" "$POD"
+        [ -n "$pod_failure" ] && break
+        pods_done=$i
+        continue
+    fi
     kit pod try-mkdir "$POD" || die "try-mkdir: $(kit_err pod)"
     if [ "$(jget pod ok)" != true ]; then
         pod_failure=$(jget pod message)
@@ -135,6 +245,21 @@ while [ $i -lt "$PODS" ]; do
     fi
     kmem "$POD"
     cg_enable "$POD" memory || die "cannot enable memory in $POD"
+    if [ "$RUNTIME" = runc ]; then
+        c=0
+        while [ $c -lt "$CONTAINERS" ]; do
+            c=$((c + 1))
+            run_container "$(rt_pod_parent burstable "$UID_")" "$WFILES"
+            if [ -n "$RUNC_FAILURE" ]; then
+                pod_failure="runc: $RUNC_FAILURE"
+                break
+            fi
+        done
+        remove_pod "$UID_" "$POD" || die "could not remove pod cgroup $POD"
+        [ -n "$pod_failure" ] && break
+        pods_done=$i
+        continue
+    fi
     c=0
     while [ $c -lt "$CONTAINERS" ]; do
         c=$((c + 1))
@@ -162,6 +287,21 @@ if [ "$CG_VERSION" = v1 ] && [ "$KMEM" = 1 ]; then
     emit_string kmem_limit_readback "$KMEM_FIRST"
 fi
 [ -n "$pod_failure" ] && emit_string pod_failure "$pod_failure"
+RUNC_NOTE=
+if [ "$RUNTIME" = runc ]; then
+    emit_metric runc_containers "$RUNC_DONE" containers
+    if [ -n "$KPROBE" ]; then
+        set -- $(runc_kmem_writes)
+        emit_metric runc_kmem_enable_writes "$1" writes
+        emit_metric runc_kmem_reset_writes "$2" writes
+        kprobe_stop
+        if [ "$1" -gt 0 ]; then
+            RUNC_NOTE="; runc $(dpkg-query -W -f '${Version}' runc) switched kmem accounting on itself ($1 writes of 1 and $2 of -1 to memory.kmem.limit_in_bytes, seen by a kprobe)"
+        else
+            RUNC_NOTE="; runc $(dpkg-query -W -f '${Version}' runc) wrote no kmem limit (kprobe on mem_cgroup_write)"
+        fi
+    fi
+fi
 
 sleep "$SETTLE"
 free_ids
@@ -183,9 +323,9 @@ else
     kmem_note="kmem accounting switched on in $KMEM_EFFECT of $KMEM_SET cgroups"
 fi
 if [ -n "$pod_failure" ]; then
-    emit_outcome reproduced "pod $i could not be created after $pods_done pods ($pod_failure); free memory cgroup IDs went from $before to $after; $kmem_note"
+    emit_outcome reproduced "pod $i could not be created after $pods_done pods ($pod_failure); free memory cgroup IDs went from $before to $after; $kmem_note$RUNC_NOTE"
 elif [ "$leaked" -gt 0 ]; then
-    emit_outcome reproduced "$leaked memory cgroup IDs did not come back after $pods_done pods of $((CONTAINERS + 1)) memcgs ($before free before, $after after); $kmem_note"
+    emit_outcome reproduced "$leaked memory cgroup IDs did not come back after $pods_done pods of $((CONTAINERS + 1)) memcgs ($before free before, $after after); $kmem_note$RUNC_NOTE"
 else
-    emit_outcome not-reproduced "all memory cgroup IDs came back after $pods_done pods of $((CONTAINERS + 1)) memcgs ($before free before, $after after); $kmem_note"
+    emit_outcome not-reproduced "all memory cgroup IDs came back after $pods_done pods of $((CONTAINERS + 1)) memcgs ($before free before, $after after); $kmem_note$RUNC_NOTE"
 fi

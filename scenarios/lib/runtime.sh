@@ -119,7 +119,8 @@ rt_busybox_rootfs() {
 
 # rt_bundle DIR CGROUPS_PATH CPUS ARGS...: an OCI bundle in DIR (rootfs
 # shared from $WORK/rootfs) running ARGS, in CGROUPS_PATH, pinned to CPUS
-# (empty: no cpuset). Uses the release's `runc spec`.
+# (empty: no cpuset). Uses the release's `runc spec`. With RT_MEM_LIMIT set
+# (bytes), the container gets that memory limit, as a pod with limits does.
 rt_bundle() {
     _dir=$1
     _cgp=$2
@@ -129,13 +130,14 @@ rt_bundle() {
     mkdir -p "$_dir"
     (cd "$_dir" && runc spec) || die "runc spec failed"
     _args=$(printf '%s\n' "$@" | jq -R . | jq -s -c .)
-    jq --arg root "$WORK/rootfs" --arg cgp "$_cgp" --arg cpus "$_cpus" \
+    jq --arg root "$WORK/rootfs" --arg cgp "$_cgp" --arg cpus "$_cpus" --arg mem "${RT_MEM_LIMIT:-}" \
         --argjson args "$_args" '
         .root = {path: $root, readonly: true}
         | .process.terminal = false
         | .process.args = $args
         | .linux.cgroupsPath = $cgp
-        | if $cpus != "" then .linux.resources.cpu = {cpus: $cpus} else . end' \
+        | if $cpus != "" then .linux.resources.cpu = {cpus: $cpus} else . end
+        | if $mem != "" then .linux.resources.memory = {limit: ($mem | tonumber)} else . end' \
         "$_dir/config.json" >"$_dir/config.json.new" || die "jq on $_dir/config.json failed"
     mv "$_dir/config.json.new" "$_dir/config.json"
 }
