@@ -72,3 +72,42 @@ fn list_shows_scenarios_and_kernels() {
         "{text}"
     );
 }
+
+#[test]
+fn unknown_rootfs_lists_the_known_ones() {
+    let (code, err) = stderr(&[
+        "run",
+        "systemd-slice-churn",
+        "--kernel",
+        "6.1",
+        "--rootfs",
+        "sid",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("unknown root filesystem `sid`") && err.contains("bookworm, bullseye, trixie"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_rootfs_builder_says_what_to_install() {
+    // A cache without the image and a PATH without mmdebstrap: the build
+    // cannot start, and the cell records why (no panic, no silent pass).
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let out = repro()
+        .env("PATH", "/nonexistent")
+        .env("REPRO_QEMU", "/nonexistent/qemu")
+        .args(["--cache-dir", tmp.path().join("cache").to_str().unwrap()])
+        .args(["images", "build", "bullseye"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("mmdebstrap") && err.contains("apt-get install mmdebstrap"),
+        "{err}"
+    );
+    assert!(!results.exists());
+}

@@ -11,7 +11,15 @@ use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
 
 /// Debian packages the harness needs on the host.
-const HOST_PACKAGES: &[&str] = &["qemu-system-x86", "libssl-dev", "pkg-config"];
+/// qemu-utils (qemu-img) makes the per-run disk overlays; mmdebstrap builds the
+/// root-filesystem guests.
+const HOST_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "qemu-utils",
+    "mmdebstrap",
+    "libssl-dev",
+    "pkg-config",
+];
 
 /// Extra packages for the test suite: the HTML report is checked in a real
 /// headless browser.

@@ -178,11 +178,25 @@ mod tests {
             "memcg-fill/kernel=6.1/cgroup=v1"
         );
         assert_eq!(
-            cell_id("kmem-leak", "5.10", None, Some("1.9"), Some("cgroupfs"), "v1"),
+            cell_id(
+                "kmem-leak",
+                "5.10",
+                None,
+                Some("1.9"),
+                Some("cgroupfs"),
+                "v1"
+            ),
             "kmem-leak/kernel=5.10/kubelet=1.9/driver=cgroupfs/cgroup=v1"
         );
         assert_eq!(
-            cell_id("kmem-leak", "5.10", Some("bullseye"), None, Some("systemd"), "v1"),
+            cell_id(
+                "kmem-leak",
+                "5.10",
+                Some("bullseye"),
+                None,
+                Some("systemd"),
+                "v1"
+            ),
             "kmem-leak/kernel=5.10/rootfs=bullseye/driver=systemd/cgroup=v1"
         );
     }

@@ -1,0 +1,255 @@
+//! End-to-end: root-filesystem guests. A Debian release built with
+//! mmdebstrap (bullseye: systemd 247, runc 1.0.0~rc93, containerd 1.4)
+//! boots through the kernel's initramfs into systemd, and the scenarios
+//! that need systemd, runc and containerd run with small parameters.
+//! The first test to need the image builds it (about 25 s, cached and
+//! locked, so parallel tests wait for one build).
+
+mod common;
+
+use common::*;
+
+fn run_cells(args: &[&str]) -> (serde_json::Value, std::path::PathBuf, tempfile::TempDir) {
+    let results = tempfile::tempdir().unwrap();
+    let mut all: Vec<&str> = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--results", results.path().to_str().unwrap()]);
+    let out = run(&all);
+    assert_eq!(out.status.code(), Some(0));
+    let dir = run_dir(results.path());
+    (summary(results.path()), dir, results)
+}
+
+fn cell<'a>(s: &'a serde_json::Value, id_part: &str) -> &'a serde_json::Value {
+    s["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"].as_str().unwrap().contains(id_part))
+        .unwrap_or_else(|| panic!("no cell with {id_part} in {s}"))
+}
+
+fn m<'a>(c: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    &c["attempts"][0]["metrics"][name]["value"]
+}
+
+#[test]
+fn slice_churn_floods_pid1_only_for_a_probing_kubelet_with_the_systemd_driver() {
+    let (s, dir, _keep) = run_cells(&[
+        "systemd-slice-churn",
+        "--kernel",
+        "5.10",
+        "--rootfs",
+        "bullseye",
+        "--kubelet",
+        "1.15",
+        "--driver",
+        "systemd",
+        "--driver",
+        "cgroupfs",
+        "--param",
+        "duration_s=6",
+        "--param",
+        "baseline_s=2",
+    ]);
+    let sd = cell(&s, "/driver=systemd/");
+    let a = &sd["attempts"][0];
+    assert_eq!(sd["rootfs"], "bullseye");
+    assert_eq!(a["outcome"], "reproduced", "{a}");
+    assert_eq!(m(sd, "probe_ran"), 1);
+    assert!(m(sd, "slices").as_u64().unwrap() > 0, "{a}");
+    assert!(
+        m(sd, "journal_test_slice_lines").as_u64().unwrap() > 0,
+        "{a}"
+    );
+    assert_eq!(m(sd, "dbus_errors"), 0, "{a}");
+    // The release's own runtime, recorded with the attempt.
+    let v = &a["rootfs"]["versions"];
+    assert!(v["runc"].as_str().unwrap().starts_with("1.0.0~rc93"), "{a}");
+    assert!(v["systemd"].as_str().unwrap().starts_with("247"), "{a}");
+    // journalctl -b is saved, and shows systemd's own lines for the probe.
+    let journal =
+        std::fs::read_to_string(dir.join(a["artifacts"]["journal"].as_str().unwrap())).unwrap();
+    assert!(journal.contains("_systemd_test_default.slice"), "{journal}");
+    assert!(journal.contains("systemd[1]"));
+    // The throw-away overlay is gone; the base image is unchanged.
+    let adir = dir.join(a["artifacts"]["dir"].as_str().unwrap());
+    assert!(!adir.join("disk.qcow2").exists());
+    let base = s["meta"]["images"]["rootfs=bullseye"].as_str().unwrap();
+    assert_eq!(base, a["rootfs"]["sha256"].as_str().unwrap());
+    let image = cache_dir()
+        .join("rootfs")
+        .read_dir()
+        .unwrap()
+        .map(|e| e.unwrap().path().join("rootfs.qcow2"))
+        .find(|p| repro::images::sha256_file(p).ok().as_deref() == Some(base));
+    assert!(image.is_some(), "the base image changed during the run");
+
+    // The cgroupfs driver never asks systemd: no probe, a quiet journal.
+    let fs = cell(&s, "/driver=cgroupfs/");
+    assert_eq!(fs["attempts"][0]["outcome"], "not-reproduced", "{fs}");
+    assert_eq!(m(fs, "probe_ran"), 0);
+}
+
+#[test]
+fn kmem_leak_through_bullseyes_runc_sees_runc_switch_kmem_accounting_on() {
+    let (s, _dir, _keep) = run_cells(&[
+        "kmem-leak",
+        "--kernel",
+        "5.10",
+        "--rootfs",
+        "bullseye",
+        "--kubelet",
+        "1.9",
+        "--driver",
+        "cgroupfs",
+        "--cgroup",
+        "v1",
+        "--param",
+        "runtime=runc",
+        "--param",
+        "pods=2",
+        "--param",
+        "containers=1",
+        "--param",
+        "workload_files=20",
+    ]);
+    let c = &s["cells"][0];
+    let a = &c["attempts"][0];
+    assert_eq!(a["outcome"], "not-reproduced", "{a}");
+    assert_eq!(m(c, "runc_containers"), 2, "{a}");
+    assert_eq!(m(c, "kprobe"), 1, "{a}");
+    // runc 1.0.0~rc93 writes 1 then -1 for each container it creates.
+    assert!(
+        m(c, "runc_kmem_enable_writes").as_u64().unwrap() >= 2,
+        "{a}"
+    );
+    assert!(m(c, "runc_kmem_reset_writes").as_u64().unwrap() >= 2, "{a}");
+    // Kernel 5.10 frees kmem-accounted memcgs: nothing leaks.
+    assert_eq!(m(c, "leaked"), 0, "{a}");
+}
+
+#[test]
+fn scenarios_that_need_systemd_are_skipped_on_the_initramfs_guest() {
+    let (s, _dir, _keep) = run_cells(&["systemd-slice-churn", "--kernel", "6.1"]);
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "skipped", "{a}");
+    assert!(a["reason"].as_str().unwrap().contains("--rootfs"), "{a}");
+}
+
+#[test]
+fn images_list_and_gc_know_root_filesystems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().to_str().unwrap();
+    let stale = tmp.path().join("rootfs").join("e".repeat(64));
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("rootfs.qcow2"), vec![0u8; 4096]).unwrap();
+    let out = run(&["--cache-dir", cache, "images", "list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("rootfs") && text.contains(&"e".repeat(64)),
+        "{text}"
+    );
+
+    let out = run(&["--cache-dir", cache, "images", "gc", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("would remove rootfs"));
+    assert!(stale.exists());
+    let out = run(&["--cache-dir", cache, "images", "gc"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!stale.exists());
+}
+
+fn icc(init_cpus: &str) -> serde_json::Value {
+    let init = format!("init_cpus={init_cpus}");
+    let (s, _dir, _keep) = run_cells(&[
+        "initcontainer-cpuset",
+        "--kernel",
+        "5.10",
+        "--rootfs",
+        "bullseye",
+        "--kubelet",
+        "1.21",
+        "--driver",
+        "cgroupfs",
+        "--cgroup",
+        "v1",
+        "--param",
+        &init,
+        "--param",
+        "forkers=2",
+        "--param",
+        "updates=1",
+        "--param",
+        "warmup_s=1",
+    ]);
+    s
+}
+
+#[test]
+fn an_init_container_without_resources_leaves_the_app_on_the_shared_pool() {
+    // Seed 003 problem 3: an init container without limits makes the pod
+    // Burstable, so the static CPU manager pins nothing.
+    let s = icc("none");
+    let c = &s["cells"][0];
+    assert_eq!(c["attempts"][0]["outcome"], "reproduced", "{c}");
+    assert_eq!(m(c, "affinity_mismatch"), 1, "{c}");
+    assert_ne!(m(c, "real_cpus"), m(c, "expected_cpus"), "{c}");
+    assert_eq!(m(c, "node_cpus"), 4, "{c}");
+}
+
+#[test]
+fn an_init_container_with_equal_resources_keeps_the_app_pinned() {
+    let s = icc("1");
+    let c = &s["cells"][0];
+    assert_eq!(c["attempts"][0]["outcome"], "not-reproduced", "{c}");
+    assert_eq!(m(c, "affinity_mismatch"), 0, "{c}");
+    assert_eq!(m(c, "real_cpus"), m(c, "expected_cpus"), "{c}");
+    assert_eq!(m(c, "update_failures"), 0, "{c}");
+}
+
+fn sip(extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "slow-image-pull",
+        "--kernel",
+        "5.10",
+        "--rootfs",
+        "bullseye",
+        "--kubelet",
+        "1.15",
+        "--param",
+        "large_mb=4",
+        "--param",
+        "bandwidth=4mbit",
+    ];
+    args.extend_from_slice(extra);
+    run_cells(&args).0
+}
+
+#[test]
+fn serialized_pulls_make_the_small_image_wait_for_the_throttled_large_one() {
+    let s = sip(&[]);
+    let c = &s["cells"][0];
+    assert_eq!(c["attempts"][0]["outcome"], "reproduced", "{c}");
+    assert_eq!(m(c, "pull_mode"), "serial", "{c}");
+    let small_end = m(c, "small_end_ms").as_f64().unwrap();
+    let large_end = m(c, "large_end_ms").as_f64().unwrap();
+    assert!(small_end > large_end, "{c}");
+    // The throttle really carried the large image.
+    assert!(
+        m(c, "throttled_bytes").as_f64().unwrap()
+            >= 0.9 * m(c, "large_image_bytes").as_f64().unwrap(),
+        "{c}"
+    );
+}
+
+#[test]
+fn parallel_pulls_let_the_small_image_finish_first() {
+    let s = sip(&["--param", "pull_mode=parallel"]);
+    let c = &s["cells"][0];
+    assert_eq!(c["attempts"][0]["outcome"], "not-reproduced", "{c}");
+    let small_end = m(c, "small_end_ms").as_f64().unwrap();
+    let large_end = m(c, "large_end_ms").as_f64().unwrap();
+    assert!(small_end < large_end, "{c}");
+}
