@@ -743,6 +743,51 @@ expect = "any"
     }
 
     #[test]
+    fn a_rootfs_axis_multiplies_only_its_scenario_and_rules_can_name_it() {
+        let (_t, sc) = scenarios(&["kmem-leak", "memcg-fill"]);
+        let text = r#"
+[axes]
+kernels = ["6.1"]
+
+[[scenario]]
+name = "memcg-fill"
+
+[[scenario]]
+name = "kmem-leak"
+rootfs = ["bullseye", "bookworm"]
+drivers = ["systemd", "cgroupfs"]
+
+[[exclude]]
+scenario = "kmem-leak"
+rootfs = "bookworm"
+driver = "cgroupfs"
+
+[[expect]]
+scenario = "kmem-leak"
+rootfs = "bullseye"
+driver = "systemd"
+expect = "reproduced"
+"#;
+        let cells = matrix(text).unwrap().cells(&sc).unwrap();
+        let ids: Vec<&str> = cells.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "memcg-fill/kernel=6.1/cgroup=v1",
+                "kmem-leak/kernel=6.1/rootfs=bullseye/driver=systemd/cgroup=v1",
+                "kmem-leak/kernel=6.1/rootfs=bullseye/driver=cgroupfs/cgroup=v1",
+                "kmem-leak/kernel=6.1/rootfs=bookworm/driver=systemd/cgroup=v1",
+            ]
+        );
+        assert_eq!(cells[0].rootfs, None);
+        assert_eq!(cells[1].rootfs.as_deref(), Some("bullseye"));
+        assert_eq!(cells[1].expect, Expect::Reproduced);
+        assert_eq!(cells[2].expect, Expect::NotReproduced);
+        let f: crate::plan::Filter = "rootfs=bull*".parse().unwrap();
+        assert_eq!(cells.iter().filter(|c| f.matches(c)).count(), 2);
+    }
+
+    #[test]
     fn profiles_inherit() {
         let m = matrix(MATRIX).unwrap();
         let d = m.profile("default").unwrap();
