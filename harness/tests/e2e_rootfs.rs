@@ -9,17 +9,6 @@ mod common;
 
 use common::*;
 
-fn run_cells(args: &[&str]) -> (serde_json::Value, std::path::PathBuf, tempfile::TempDir) {
-    let results = tempfile::tempdir().unwrap();
-    let mut all: Vec<&str> = vec!["run"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--results", results.path().to_str().unwrap()]);
-    let out = run(&all);
-    assert_eq!(out.status.code(), Some(0));
-    let dir = run_dir(results.path());
-    (summary(results.path()), dir, results)
-}
-
 fn cell<'a>(s: &'a serde_json::Value, id_part: &str) -> &'a serde_json::Value {
     s["cells"]
         .as_array()
@@ -35,7 +24,7 @@ fn m<'a>(c: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 
 #[test]
 fn slice_churn_floods_pid1_only_for_a_probing_kubelet_with_the_systemd_driver() {
-    let (s, dir, _keep) = run_cells(&[
+    let (s, dir, _keep) = run_ok(&[
         "systemd-slice-churn",
         "--kernel",
         "5.10",
@@ -93,7 +82,7 @@ fn slice_churn_floods_pid1_only_for_a_probing_kubelet_with_the_systemd_driver() 
 
 #[test]
 fn kmem_leak_through_bullseyes_runc_sees_runc_switch_kmem_accounting_on() {
-    let (s, _dir, _keep) = run_cells(&[
+    let (s, _dir, _keep) = run_ok(&[
         "kmem-leak",
         "--kernel",
         "5.10",
@@ -131,7 +120,7 @@ fn kmem_leak_through_bullseyes_runc_sees_runc_switch_kmem_accounting_on() {
 
 #[test]
 fn scenarios_that_need_systemd_are_skipped_on_the_initramfs_guest() {
-    let (s, _dir, _keep) = run_cells(&["systemd-slice-churn", "--kernel", "6.1"]);
+    let (s, _dir, _keep) = run_ok(&["systemd-slice-churn", "--kernel", "6.1"]);
     let a = attempt(&s, 0);
     assert_eq!(a["outcome"], "skipped", "{a}");
     assert!(a["reason"].as_str().unwrap().contains("--rootfs"), "{a}");
@@ -163,7 +152,7 @@ fn images_list_and_gc_know_root_filesystems() {
 
 fn icc(init_cpus: &str) -> serde_json::Value {
     let init = format!("init_cpus={init_cpus}");
-    let (s, _dir, _keep) = run_cells(&[
+    let (s, _dir, _keep) = run_ok(&[
         "initcontainer-cpuset",
         "--kernel",
         "5.10",
@@ -224,7 +213,7 @@ fn sip(extra: &[&str]) -> serde_json::Value {
         "bandwidth=4mbit",
     ];
     args.extend_from_slice(extra);
-    run_cells(&args).0
+    run_ok(&args).0
 }
 
 #[test]

@@ -11,15 +11,9 @@ fn run_cell(args: &[&str]) -> serde_json::Value {
 
 /// The summary and the Markdown report of a one-cell run.
 fn run_cell_md(args: &[&str]) -> (serde_json::Value, String) {
-    let results = tempfile::tempdir().unwrap();
-    let mut all: Vec<&str> = vec!["run"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--results", results.path().to_str().unwrap()]);
-    let out = run(&all);
-    assert_eq!(out.status.code(), Some(0));
-    let md =
-        std::fs::read_to_string(run_dir(results.path()).join("summary.md")).unwrap_or_default();
-    (summary(results.path()), md)
+    let (s, dir, _keep) = run_ok(args);
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap_or_default();
+    (s, md)
 }
 
 #[test]

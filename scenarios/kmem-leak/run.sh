@@ -222,29 +222,18 @@ while [ $i -lt "$PODS" ]; do
     i=$((i + 1))
     UID_=$(new_uuid)
     POD=$(kube_pod_dir "$BURST" "$UID_")
-    if [ "$RUNTIME" = runc ] && [ "$REPRO_DRIVER" = systemd ]; then
-        # systemd creates the pod slice when runc asks for the first scope.
-        c=0
-        while [ $c -lt "$CONTAINERS" ]; do
-            c=$((c + 1))
-            run_container "$(rt_pod_parent burstable "$UID_")" "$WFILES"
-            if [ -n "$RUNC_FAILURE" ]; then
-                pod_failure="runc: $RUNC_FAILURE"
-                break
-            fi
-        done
-        remove_pod "$UID_" "$POD"
-        [ -n "$pod_failure" ] && break
-        pods_done=$i
-        continue
+    # With runc and the systemd driver, systemd creates the pod slice when
+    # runc asks for the first scope; otherwise the kubelet makes the pod
+    # cgroup (with kmem accounting per its profile).
+    if [ "$RUNTIME" != runc ] || [ "$REPRO_DRIVER" != systemd ]; then
+        kit pod try-mkdir "$POD" || die "try-mkdir: $(kit_err pod)"
+        if [ "$(jget pod ok)" != true ]; then
+            pod_failure=$(jget pod message)
+            break
+        fi
+        kmem "$POD"
+        cg_enable "$POD" memory || die "cannot enable memory in $POD"
     fi
-    kit pod try-mkdir "$POD" || die "try-mkdir: $(kit_err pod)"
-    if [ "$(jget pod ok)" != true ]; then
-        pod_failure=$(jget pod message)
-        break
-    fi
-    kmem "$POD"
-    cg_enable "$POD" memory || die "cannot enable memory in $POD"
     if [ "$RUNTIME" = runc ]; then
         c=0
         while [ $c -lt "$CONTAINERS" ]; do

@@ -260,6 +260,16 @@ fn step(name: &str, cmd: &mut Command, log: &Path) -> Result<(), RootfsError> {
     let _ = writeln!(f, "### {name}: {cmd:?}");
     let out = f.try_clone().map_err(io(log))?;
     let err = f.try_clone().map_err(io(log))?;
+    // The builder dies with the harness (an interrupted build leaves only
+    // a temporary folder, removed by the next build).
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
+            Ok(())
+        });
+    }
     let status = cmd
         .stdin(std::process::Stdio::null())
         .stdout(out)
@@ -333,6 +343,15 @@ pub fn ensure(
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let log = dir.join("build.log");
     let _ = std::fs::remove_file(&log);
+    // Leftovers of a build that was killed (we hold the lock: nobody else
+    // is building here).
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with("build-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     let work = tempfile::Builder::new()
         .prefix("build-")
         .tempdir_in(&dir)

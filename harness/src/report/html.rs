@@ -300,6 +300,9 @@ fn attempt_links(o: &mut String, a: &Attempt, numbered: bool) {
             href(&a.artifacts.console)
         );
     }
+    if let Some(j) = a.artifacts.journal.as_deref().filter(|j| !j.is_empty()) {
+        let _ = write!(o, "<a class=\"log\" href=\"{}\">journal{n}</a>", href(j));
+    }
     if !a.artifacts.dir.is_empty() {
         let mut dir = a.artifacts.dir.clone();
         if !dir.ends_with('/') {

@@ -134,10 +134,13 @@ pub fn run_attempt(
         id: cell.id.clone(),
         phase: Phase::Boot,
         detail: format!(
-            "{} {} {}",
+            "{} {} {}{}",
             kernel.machine.as_str(),
             ctx.accel.as_str(),
-            kernel.info.release
+            kernel.info.release,
+            rootfs
+                .map(|r| format!(" + rootfs {}", r.name))
+                .unwrap_or_default()
         ),
     });
     let boot_start = Instant::now();

@@ -127,6 +127,17 @@ pub fn list_text(root: &Path) -> Result<String, RunError> {
     }
     s.push_str("\nKernels:\n");
     s.push_str(&prepare::kernels_text(root)?);
+    s.push_str("\nRoot filesystems (--rootfs; without it, the initramfs guest):\n");
+    for r in crate::images::rootfs::load_all(&prepare::rootfs_dir(root))
+        .map_err(prepare::PrepareError::from)?
+    {
+        s.push_str(&format!(
+            "  {:<9} Debian {} ({} packages)\n",
+            r.name,
+            r.manifest.suite,
+            r.manifest.packages.len()
+        ));
+    }
     s.push_str(
         "\nKubelet profiles (node-level actions of each kubelet version, not the binary):\n",
     );

@@ -63,3 +63,17 @@ pub fn metric<'a>(s: &'a serde_json::Value, i: usize, name: &str) -> &'a serde_j
 pub fn attempt(s: &serde_json::Value, i: usize) -> &serde_json::Value {
     &s["cells"][i]["attempts"][0]
 }
+
+/// `repro run ARGS --results <a new temporary folder>`, which must exit 0:
+/// the summary, the run folder, and the folder's guard (keep it alive
+/// while reading files).
+pub fn run_ok(args: &[&str]) -> (serde_json::Value, PathBuf, tempfile::TempDir) {
+    let results = tempfile::tempdir().unwrap();
+    let mut all: Vec<&str> = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--results", results.path().to_str().unwrap()]);
+    let out = run(&all);
+    assert_eq!(out.status.code(), Some(0));
+    let dir = run_dir(results.path());
+    (summary(results.path()), dir, results)
+}
