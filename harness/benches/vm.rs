@@ -6,6 +6,8 @@
 //!   cargo bench -p repro --bench vm -- fill [RUNS]   memcg-fill vs a static C mkdir() loop
 //!   cargo bench -p repro --bench vm -- jobs [RUNS]   a 4-cell matrix with --jobs 1 vs --jobs 2
 //!   cargo bench -p repro --bench vm -- sigterm       SIGTERM to all guests gone
+//!   cargo bench -p repro --bench vm -- rootfs [RUNS] boot to SSH-ready of each root
+//!                                                    filesystem vs the initramfs guest (6.1)
 
 use repro::guest::{GuestSession, KeyPair};
 use repro::images::initramfs::{self, Node, Tree};
@@ -113,6 +115,10 @@ fn bare_boot(s: VmSpec) -> f64 {
 
 /// Boots `s` and connects over SSH once `/init` says sshd listens.
 fn boot_to_ssh(s: VmSpec, p: &PreparedKernel, key: &KeyPair) -> (Vm, GuestSession) {
+    boot_to_ssh_with(s, &p.host_key_blob, key)
+}
+
+fn boot_to_ssh_with(s: VmSpec, host_key: &[u8], key: &KeyPair) -> (Vm, GuestSession) {
     let port = s.ssh_port;
     let mut v = Vm::start(s).unwrap();
     v.wait_console(
@@ -125,7 +131,7 @@ fn boot_to_ssh(s: VmSpec, p: &PreparedKernel, key: &KeyPair) -> (Vm, GuestSessio
     let sess = GuestSession::connect(
         addr,
         key,
-        Some(&p.host_key_blob),
+        Some(host_key),
         Instant::now() + Duration::from_secs(180),
         &mut || v.exited().map(|st| format!("exited {st}")),
     )
@@ -475,6 +481,50 @@ fn sigterm() {
     );
 }
 
+/// Boot to SSH-ready of each root filesystem on 6.1 (microvm, cgroup v2),
+/// interleaved with the initramfs guest on the same kernel.
+fn rootfs(runs: usize) {
+    let p = prepared("6.1");
+    let cache = Cache::new(Cache::default_root());
+    let names = ["bullseye", "bookworm", "trixie"];
+    let images: Vec<_> = names
+        .iter()
+        .map(|n| prepare::prepare_rootfs(&root(), &cache, None, n, false, &NullSink).unwrap())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let key = KeyPair::generate().unwrap();
+    let kernel = p.boot_kernel.clone();
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); names.len() + 1];
+    for run in 0..runs {
+        times[0].push(ssh_boot(&p, p.machine, &kernel, tmp.path(), &key));
+        for (i, img) in images.iter().enumerate() {
+            let overlay = tmp.path().join("disk.qcow2");
+            let _ = std::fs::remove_file(&overlay);
+            vm::create_overlay(&img.image, &overlay).unwrap();
+            let mut append = vec![
+                format!("repro.key={}", key.public_base64()),
+                "repro.root=/dev/vda".into(),
+            ];
+            append.extend(img.manifest.cgroup["v2"].cmdline.iter().cloned());
+            let mut s = spec(p.machine, &kernel, &p.image, tmp.path(), 1024, append);
+            s.disk = Some(overlay);
+            let t = Instant::now();
+            let _guest = boot_to_ssh_with(s, &img.host_key_blob, &key);
+            times[i + 1].push(t.elapsed().as_secs_f64());
+        }
+        eprintln!("run {}: {:?}", run + 1, times.iter().map(|t| t[run]).collect::<Vec<_>>());
+    }
+    let base = median(times[0].clone());
+    println!("initramfs guest (6.1): median {base:.2} s over {runs} runs");
+    for (i, n) in names.iter().enumerate() {
+        let m = median(times[i + 1].clone());
+        println!(
+            "rootfs {n:<9} (6.1): median {m:.2} s = {:.2}x the initramfs guest",
+            m / base
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -486,6 +536,7 @@ fn main() {
         Some("fill") => fill(runs),
         Some("jobs") => jobs(runs),
         Some("sigterm") => sigterm(),
-        _ => eprintln!("usage: cargo bench -p repro --bench vm -- boot|fill|jobs|sigterm [RUNS]"),
+        Some("rootfs") => rootfs(runs),
+        _ => eprintln!("usage: cargo bench -p repro --bench vm -- boot|fill|jobs|sigterm|rootfs [RUNS]"),
     }
 }
