@@ -26,6 +26,10 @@ PasswordAuthentication no
 UseDNS no
 MaxSessions 64
 MaxStartups 64
+# No PAM: no logind session and no per-login `systemd --user` to start
+# (seconds under TCG); the harness's commands run in ssh.service, as a
+# node's daemons run in their own services.
+UsePAM no
 CONF
 
 # Tell the harness when sshd listens: the console line it waits for.
@@ -60,6 +64,18 @@ for unit in containerd.service docker-registry.service \
 done
 chroot "$root" systemctl mask systemd-networkd-wait-online.service \
     getty@tty1.service >/dev/null 2>&1 || true
+
+# Boot time under TCG: no login prompt on the serial console, no module
+# loading (the image has no modules: the initramfs loaded what guests
+# need), no daily timers, and sshd not started twice (Debian's unit runs
+# `sshd -t` first).
+for unit in serial-getty@ttyS0.service modprobe@.service \
+    systemd-modules-load.service dpkg-db-backup.timer \
+    systemd-tmpfiles-clean.timer; do
+    ln -sf /dev/null "$root/etc/systemd/system/$unit"
+done
+mkdir -p "$root/etc/systemd/system/ssh.service.d"
+printf '[Service]\nExecStartPre=\n' >"$root/etc/systemd/system/ssh.service.d/repro.conf"
 
 # Package caches are not part of the image.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
