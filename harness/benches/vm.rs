@@ -512,7 +512,11 @@ fn rootfs(runs: usize) {
             let _guest = boot_to_ssh_with(s, &img.host_key_blob, &key);
             times[i + 1].push(t.elapsed().as_secs_f64());
         }
-        eprintln!("run {}: {:?}", run + 1, times.iter().map(|t| t[run]).collect::<Vec<_>>());
+        eprintln!(
+            "run {}: {:?}",
+            run + 1,
+            times.iter().map(|t| t[run]).collect::<Vec<_>>()
+        );
     }
     let base = median(times[0].clone());
     println!("initramfs guest (6.1): median {base:.2} s over {runs} runs");
@@ -537,6 +541,8 @@ fn main() {
         Some("jobs") => jobs(runs),
         Some("sigterm") => sigterm(),
         Some("rootfs") => rootfs(runs),
-        _ => eprintln!("usage: cargo bench -p repro --bench vm -- boot|fill|jobs|sigterm|rootfs [RUNS]"),
+        _ => eprintln!(
+            "usage: cargo bench -p repro --bench vm -- boot|fill|jobs|sigterm|rootfs [RUNS]"
+        ),
     }
 }

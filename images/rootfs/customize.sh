@@ -67,11 +67,14 @@ chroot "$root" systemctl mask systemd-networkd-wait-online.service \
 
 # Boot time under TCG: no login prompt on the serial console, no module
 # loading (the image has no modules: the initramfs loaded what guests
-# need), no daily timers, and sshd not started twice (Debian's unit runs
-# `sshd -t` first).
+# need), no daily timers, no first-boot cache rebuilds (every boot of a
+# fresh overlay is a "first" boot: ldconfig, hwdb, journal catalog), and
+# sshd not started twice (Debian's unit runs `sshd -t` first).
 for unit in serial-getty@ttyS0.service modprobe@.service \
     systemd-modules-load.service dpkg-db-backup.timer \
-    systemd-tmpfiles-clean.timer; do
+    systemd-tmpfiles-clean.timer ldconfig.service \
+    systemd-update-done.service systemd-hwdb-update.service \
+    systemd-journal-catalog-update.service; do
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 mkdir -p "$root/etc/systemd/system/ssh.service.d"
