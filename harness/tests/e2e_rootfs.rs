@@ -242,3 +242,46 @@ fn parallel_pulls_let_the_small_image_finish_first() {
     let large_end = m(c, "large_end_ms").as_f64().unwrap();
     assert!(small_end < large_end, "{c}");
 }
+
+#[test]
+fn runc_1_1_15_fails_its_update_with_unable_to_freeze_on_a_task_stuck_in_d_state() {
+    // Seed 003 problem 1, with trixie's runc (1.1.8 and later return the
+    // freeze failure; older ones give up silently): a FUSE read that never
+    // returns keeps one task of the container in D state.
+    let (s, _dir, _keep) = run_ok(&[
+        "initcontainer-cpuset",
+        "--kernel",
+        "6.1",
+        "--rootfs",
+        "trixie",
+        "--kubelet",
+        "1.21",
+        "--driver",
+        "systemd",
+        "--cgroup",
+        "v1",
+        "--param",
+        "stuck_tasks=1",
+        "--param",
+        "updates=1",
+        "--param",
+        "forkers=2",
+        "--param",
+        "warmup_s=1",
+    ]);
+    let c = &s["cells"][0];
+    assert_eq!(c["attempts"][0]["outcome"], "reproduced", "{c}");
+    assert_eq!(m(c, "stuck_tasks_in_d_state"), 1, "{c}");
+    assert_eq!(m(c, "freeze_failed"), 1, "{c}");
+    assert!(
+        m(c, "update_error")
+            .as_str()
+            .unwrap()
+            .contains("unable to freeze"),
+        "{c}"
+    );
+    assert!(c["attempts"][0]["rootfs"]["versions"]["runc"]
+        .as_str()
+        .unwrap()
+        .starts_with("1.1.15"));
+}

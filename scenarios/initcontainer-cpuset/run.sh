@@ -304,6 +304,14 @@ FREEZE_SEEN=$(grep -c -E '^(FREEZING|FROZEN|1)$' "$WORK/freezer.log")
 emit_metric freezer_transitions_seen "$FREEZE_SEEN"
 emit_string freezer_states "$(tr '\n' ' ' <"$WORK/freezer.log" | cut -c1-200)"
 log "freezer states during the updates: $(tr '\n' ' ' <"$WORK/freezer.log" | cut -c1-200)"
+# runc before 1.1.8 gives up a freeze that does not complete without
+# failing the update (FREEZING, then THAWED, never FROZEN): the cpuset is
+# then written to a running, unfrozen container.
+GAVE_UP=0
+if [ "$MODE" != v2 ] && grep -q '^FREEZING$' "$WORK/freezer.log" && ! grep -q '^FROZEN$' "$WORK/freezer.log"; then
+    GAVE_UP=1
+fi
+emit_metric freeze_gave_up "$GAVE_UP"
 emit_metric update_failures "$FAILS"
 emit_metric freeze_failures "$FREEZE_FAILS"
 emit_metric freeze_failed $([ "$FREEZE_FAILS" -gt 0 ] && echo 1 || echo 0)
@@ -357,5 +365,7 @@ fi
 if [ -n "$why" ]; then
     emit_outcome reproduced "$why"
 else
-    emit_outcome not-reproduced "the app process runs on exactly $EXPECTED and all $UPDATES runc updates succeeded (max $MAX_MS ms) with $FORKERS forkers"
+    gave_up=
+    [ "$GAVE_UP" = 1 ] && gave_up="; runc gave up freezing the container (FREEZING, never FROZEN) without reporting an error"
+    emit_outcome not-reproduced "the app process runs on exactly $EXPECTED and all $UPDATES runc updates succeeded (max $MAX_MS ms) with $FORKERS forkers$gave_up"
 fi
