@@ -503,4 +503,70 @@ mod tests {
             "memcg-fill__kernel=6.1__cgroup=v1"
         );
     }
+
+    fn plan(needs_rootfs: bool, cgroup: &str) -> CellPlan {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/memcg-fill");
+        let mut sc = Scenario::load(&dir).unwrap();
+        sc.manifest.needs_rootfs = needs_rootfs;
+        CellPlan {
+            id: "x".into(),
+            scenario: sc,
+            kernel: "6.1".into(),
+            rootfs: None,
+            kubelet: None,
+            driver: None,
+            cgroup: cgroup.into(),
+            params: BTreeMap::new(),
+            extra_env: vec![],
+            expect: crate::report::Expect::Any,
+            repeat: 1,
+            memory_mib: None,
+            vcpus: None,
+            timeout_s: None,
+        }
+    }
+
+    fn rootfs(v1_unsupported: Option<&str>) -> PreparedRootfs {
+        let mut manifest = crate::images::rootfs::load_all(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/rootfs"),
+        )
+        .unwrap()
+        .remove(0)
+        .manifest;
+        manifest.cgroup.get_mut("v1").unwrap().unsupported = v1_unsupported.map(String::from);
+        PreparedRootfs {
+            name: "bookworm".into(),
+            image: "/x/rootfs.qcow2".into(),
+            meta: crate::images::rootfs::ImageMeta {
+                name: "bookworm".into(),
+                suite: "bookworm".into(),
+                input_hash: String::new(),
+                sha256: String::new(),
+                bytes: 0,
+                size_mib: 2048,
+                build_secs: 0.0,
+                built_at: String::new(),
+                versions: BTreeMap::new(),
+                host_key: String::new(),
+            },
+            manifest,
+            host_key_blob: vec![],
+            image_secs: 0.0,
+        }
+    }
+
+    #[test]
+    fn guests_that_do_not_fit_the_cell_are_skipped_with_the_reason() {
+        let why = guest_mismatch(&plan(true, "v2"), None).unwrap();
+        assert!(why.contains("needs a root-filesystem guest") && why.contains("--rootfs"));
+        assert_eq!(guest_mismatch(&plan(false, "v2"), None), None);
+        assert_eq!(guest_mismatch(&plan(true, "v1"), Some(&rootfs(None))), None);
+        let r = rootfs(Some("systemd 258 removed cgroup v1"));
+        let why = guest_mismatch(&plan(true, "v1"), Some(&r)).unwrap();
+        assert_eq!(
+            why,
+            "rootfs bookworm cannot boot cgroup v1: systemd 258 removed cgroup v1"
+        );
+        assert_eq!(guest_mismatch(&plan(true, "v2"), Some(&r)), None);
+    }
 }
