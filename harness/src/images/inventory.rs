@@ -108,9 +108,19 @@ pub fn inventory(cache: &Cache) -> Vec<Item> {
 /// (`images gc` removes images nobody used for a while).
 pub const LAST_USED: &str = ".last-used";
 
-/// Marks the image folder `dir` as used now.
+/// Marks the image folder `dir` as used now. The mark is renewed at most
+/// once an hour: `gc` counts in days, and a cached run should leave the
+/// cache as it found it.
 pub fn touch_used(dir: &Path) {
-    let _ = std::fs::write(dir.join(LAST_USED), b"");
+    let mark = dir.join(LAST_USED);
+    let fresh = std::fs::metadata(&mark)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < std::time::Duration::from_secs(3600));
+    if !fresh {
+        let _ = std::fs::write(mark, b"");
+    }
 }
 
 fn last_used(dir: &Path) -> Option<std::time::SystemTime> {
@@ -269,6 +279,17 @@ mod tests {
             .iter()
             .any(|(i, w)| i.hash.starts_with('d') && w.contains("unused for 28")));
         assert!(gone.iter().all(|(i, _)| i.kind != "kernel"));
+    }
+
+    #[test]
+    fn the_used_mark_is_renewed_at_most_hourly() {
+        let tmp = tempfile::tempdir().unwrap();
+        touch_used(tmp.path());
+        let mark = tmp.path().join(LAST_USED);
+        let first = std::fs::metadata(&mark).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        touch_used(tmp.path());
+        assert_eq!(std::fs::metadata(&mark).unwrap().modified().unwrap(), first);
     }
 
     #[test]
