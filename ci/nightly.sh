@@ -9,7 +9,8 @@ usage() {
 Usage: ci/nightly.sh [-h] [-s SHARDS] [-p PROFILE] [-m MATRIX] [-r RESULTS] [--no-setup]
 
 Runs the repro matrix the way the CI nightly does, on this machine:
-  1. setup    cargo xtask setup (QEMU, OpenSSL headers, pkg-config through apt)
+  1. setup    cargo xtask setup (QEMU, qemu-img, mmdebstrap, OpenSSL headers,
+              pkg-config through apt)
   2. build    cargo build --release --locked -p repro
   3. shards   repro matrix --profile PROFILE --shard I/SHARDS for I = 1..SHARDS,
               one after another (the default, one shard 1/1, is the whole matrix)

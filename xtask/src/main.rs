@@ -12,11 +12,12 @@ use xshell::{cmd, Shell};
 
 /// Debian packages the harness needs on the host.
 /// qemu-utils (qemu-img) makes the per-run disk overlays; mmdebstrap builds the
-/// root-filesystem guests.
+/// root-filesystem guests (and needs Debian's keyring on Ubuntu hosts).
 const HOST_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "qemu-utils",
     "mmdebstrap",
+    "debian-archive-keyring",
     "libssl-dev",
     "pkg-config",
 ];
