@@ -237,8 +237,6 @@ pub fn run_attempt(
     );
     drop(session);
     vm.kill();
-    // The overlay holds only what this attempt wrote: nobody needs it.
-    let _ = std::fs::remove_file(dir.join("disk.qcow2"));
     let crash = vm.console.crash();
     let stderr_tail = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
     let (outcome, reason, phase) = result::decide(&end, &script, crash.as_ref(), &stderr_tail);
@@ -308,7 +306,10 @@ fn guest_gone(vm: &mut Vm, cancel: &AtomicBool) -> Option<String> {
     None
 }
 
+/// Records the attempt. Its guest is gone by now: a root-filesystem
+/// guest's overlay holds only what this attempt wrote, and nobody needs it.
 fn finish(attempt: &mut Attempt, started: Instant, dir: &Path) {
+    let _ = std::fs::remove_file(dir.join("disk.qcow2"));
     attempt.timings.total = started.elapsed().as_secs_f64() + attempt.timings.image;
     if let Ok(json) = serde_json::to_vec_pretty(attempt) {
         let _ = crate::report::summary::write_atomic(&dir.join("result.json"), &json);
