@@ -194,6 +194,38 @@ pub fn parse_matrix(path: &Path, text: &str) -> Result<Matrix, MatrixError> {
     Ok(m)
 }
 
+/// The pattern fields a rule names, in `CompiledRule` order: scenario,
+/// kernel, kubelet, driver, cgroup, rootfs.
+trait RuleFields {
+    fn fields(&self) -> [&Option<Spanned<String>>; 6];
+}
+
+impl RuleFields for Rule {
+    fn fields(&self) -> [&Option<Spanned<String>>; 6] {
+        [
+            &self.scenario,
+            &self.kernel,
+            &self.kubelet,
+            &self.driver,
+            &self.cgroup,
+            &self.rootfs,
+        ]
+    }
+}
+
+impl RuleFields for ExpectRule {
+    fn fields(&self) -> [&Option<Spanned<String>>; 6] {
+        [
+            &self.scenario,
+            &self.kernel,
+            &self.kubelet,
+            &self.driver,
+            &self.cgroup,
+            &self.rootfs,
+        ]
+    }
+}
+
 struct CompiledRule {
     scenario: Option<Pattern>,
     kernel: Option<Pattern>,
@@ -234,15 +266,8 @@ impl Matrix {
         }
     }
 
-    fn compile(
-        &self,
-        scenario: &Option<Spanned<String>>,
-        kernel: &Option<Spanned<String>>,
-        kubelet: &Option<Spanned<String>>,
-        driver: &Option<Spanned<String>>,
-        cgroup: &Option<Spanned<String>>,
-        rootfs: &Option<Spanned<String>>,
-    ) -> Result<CompiledRule, MatrixError> {
+    fn compile(&self, r: &impl RuleFields) -> Result<CompiledRule, MatrixError> {
+        let [scenario, kernel, kubelet, driver, cgroup, rootfs] = r.fields();
         Ok(CompiledRule {
             scenario: self.pattern(scenario)?,
             kernel: self.pattern(kernel)?,
@@ -255,24 +280,10 @@ impl Matrix {
 
     fn check_patterns(&self) -> Result<(), MatrixError> {
         for r in self.file.include.iter().chain(&self.file.exclude) {
-            self.compile(
-                &r.scenario,
-                &r.kernel,
-                &r.kubelet,
-                &r.driver,
-                &r.cgroup,
-                &r.rootfs,
-            )?;
+            self.compile(r)?;
         }
         for r in &self.file.expect {
-            self.compile(
-                &r.scenario,
-                &r.kernel,
-                &r.kubelet,
-                &r.driver,
-                &r.cgroup,
-                &r.rootfs,
-            )?;
+            self.compile(r)?;
             parse_expect(r.expect.get_ref()).map_err(|e| self.at(r.expect.span(), e))?;
         }
         for c in &self.file.axes.cgroups {
@@ -367,34 +378,13 @@ impl Matrix {
             .file
             .exclude
             .iter()
-            .map(|r| {
-                self.compile(
-                    &r.scenario,
-                    &r.kernel,
-                    &r.kubelet,
-                    &r.driver,
-                    &r.cgroup,
-                    &r.rootfs,
-                )
-            })
+            .map(|r| self.compile(r))
             .collect::<Result<_, _>>()?;
         let includes: Vec<(&Rule, CompiledRule)> = self
             .file
             .include
             .iter()
-            .map(|r| {
-                Ok((
-                    r,
-                    self.compile(
-                        &r.scenario,
-                        &r.kernel,
-                        &r.kubelet,
-                        &r.driver,
-                        &r.cgroup,
-                        &r.rootfs,
-                    )?,
-                ))
-            })
+            .map(|r| Ok((r, self.compile(r)?)))
             .collect::<Result<_, MatrixError>>()?;
         let expects: Vec<(CompiledRule, Expect)> = self
             .file
@@ -402,14 +392,7 @@ impl Matrix {
             .iter()
             .map(|r| {
                 Ok((
-                    self.compile(
-                        &r.scenario,
-                        &r.kernel,
-                        &r.kubelet,
-                        &r.driver,
-                        &r.cgroup,
-                        &r.rootfs,
-                    )?,
+                    self.compile(r)?,
                     parse_expect(r.expect.get_ref()).map_err(|e| self.at(r.expect.span(), e))?,
                 ))
             })
