@@ -12,7 +12,7 @@
 use repro::guest::{GuestSession, KeyPair};
 use repro::images::initramfs::{self, Node, Tree};
 use repro::images::Cache;
-use repro::run::events::NullSink;
+use repro::model::NullSink;
 use repro::run::prepare::{self, PreparedKernel};
 use repro::vm::{self, Accel, Machine, Vm, VmSpec};
 use std::path::{Path, PathBuf};

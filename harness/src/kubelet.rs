@@ -5,7 +5,8 @@
 //! its defaults), not the kubelet binary; scenarios receive its values as
 //! `REPRO_KUBELET_*` environment variables.
 
-use crate::plan::pattern::{cmp_versions, parse_version};
+use crate::model::version::{cmp_versions, parse_version};
+use crate::model::Driver;
 use crate::tomlfile::{self, TomlFileError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -133,10 +134,10 @@ pub fn find(dir: &Path, version: &str) -> Result<Profile, ProfileError> {
 
 impl Profile {
     /// The `REPRO_KUBELET_*` variables for a cell with `driver`.
-    pub fn env(&self, driver: Option<&str>) -> Vec<(String, String)> {
+    pub fn env(&self, driver: Option<Driver>) -> Vec<(String, String)> {
         let b = |v: bool| if v { "1" } else { "0" }.to_string();
-        let driver = driver.unwrap_or("cgroupfs");
-        let layout = if driver == "systemd" {
+        let driver = driver.unwrap_or(Driver::Cgroupfs);
+        let layout = if driver == Driver::Systemd {
             &self.systemd_layout.value
         } else {
             &self.cgroupfs_layout.value
@@ -236,7 +237,7 @@ mod tests {
     #[test]
     fn env_follows_the_driver_and_patch_versions_find_their_minor() {
         let p = find(&root(), "1.9.11").unwrap();
-        let env = p.env(Some("systemd"));
+        let env = p.env(Some(Driver::Systemd));
         let get = |k: &str| {
             env.iter()
                 .find(|(n, _)| n == k)

@@ -4,6 +4,7 @@
 //! the manifest, resolves parameters and builds the script's environment;
 //! it never runs anything.
 
+use crate::model::CgroupVersion;
 use crate::tomlfile::{self, TomlFileError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -22,7 +23,7 @@ pub struct Manifest {
     pub vcpus: u32,
     /// Supported cgroup versions; the first is the default.
     #[serde(default = "default_cgroup")]
-    pub cgroup: Vec<String>,
+    pub cgroup: Vec<CgroupVersion>,
     #[serde(default)]
     pub requires: Vec<String>,
     #[serde(default)]
@@ -41,8 +42,8 @@ fn one() -> u32 {
     1
 }
 
-fn default_cgroup() -> Vec<String> {
-    vec!["v1".into()]
+fn default_cgroup() -> Vec<CgroupVersion> {
+    vec![CgroupVersion::V1]
 }
 
 /// The incident report a scenario reproduces.
@@ -148,16 +149,21 @@ impl Scenario {
 
     /// The cgroup version to use: `asked`, else the scenario's default.
     /// Whether the scenario supports it is [`Scenario::supports_cgroup`].
-    pub fn cgroup(&self, asked: Option<&str>) -> String {
+    pub fn cgroup(&self, asked: Option<CgroupVersion>) -> CgroupVersion {
         asked
-            .map(str::to_string)
-            .or_else(|| self.manifest.cgroup.first().cloned())
-            .unwrap_or_else(|| "v1".into())
+            .or_else(|| self.manifest.cgroup.first().copied())
+            .unwrap_or(CgroupVersion::V1)
     }
 
     /// Whether the scenario declares support for cgroup `version`.
-    pub fn supports_cgroup(&self, version: &str) -> bool {
-        self.manifest.cgroup.iter().any(|v| v == version)
+    pub fn supports_cgroup(&self, version: CgroupVersion) -> bool {
+        self.manifest.cgroup.contains(&version)
+    }
+
+    /// The supported versions as written: `v1/v2`.
+    pub fn cgroups_text(&self) -> String {
+        let v: Vec<&str> = self.manifest.cgroup.iter().map(|c| c.as_str()).collect();
+        v.join("/")
     }
 }
 

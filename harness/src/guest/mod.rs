@@ -10,6 +10,7 @@ pub mod keys;
 
 pub use keys::KeyPair;
 
+use crate::model::StopReason;
 use ssh2::Session;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -33,14 +34,18 @@ pub enum GuestError {
     },
     #[error("guest command timed out after {0:.0} s")]
     Timeout(f64),
-    #[error("guest command aborted: {0}")]
-    Aborted(String),
+    #[error("stopped waiting for the guest: {0}")]
+    Stopped(StopReason),
+    #[error("{0}")]
+    Remote(String),
+    #[error("cannot use the run's SSH key: {0}")]
+    Key(String),
     #[error("the SSH connection dropped: {0}")]
     Dropped(String),
 }
 
 /// Why a watched command should stop early.
-pub type Watch<'a> = &'a mut dyn FnMut() -> Option<String>;
+pub type Watch<'a> = &'a mut dyn FnMut() -> Option<StopReason>;
 
 /// Exit status and captured output of a short command.
 #[derive(Debug)]
@@ -92,7 +97,7 @@ impl GuestSession {
         }
         let private = key
             .private_openssh()
-            .map_err(|e| GuestError::Aborted(e.to_string()))?;
+            .map_err(|e| GuestError::Key(e.to_string()))?;
         sess.userauth_pubkey_memory("root", None, &private, None)
             .map_err(|source| GuestError::Ssh {
                 what: "authentication",
@@ -115,7 +120,7 @@ impl GuestSession {
         let mut last = String::from("no attempt");
         loop {
             if let Some(why) = watch() {
-                return Err(GuestError::Aborted(why));
+                return Err(GuestError::Stopped(why));
             }
             if Instant::now() >= deadline {
                 return Err(GuestError::NotReady {
@@ -198,7 +203,7 @@ impl GuestSession {
             }
             if !progressed {
                 if let Some(why) = watch() {
-                    break Err(GuestError::Aborted(why));
+                    break Err(GuestError::Stopped(why));
                 }
                 if Instant::now() >= deadline {
                     break Err(GuestError::Timeout(timeout.as_secs_f64()));
@@ -228,7 +233,7 @@ impl GuestSession {
             &mut || None,
         )?;
         if st != 0 {
-            return Err(GuestError::Aborted(format!(
+            return Err(GuestError::Remote(format!(
                 "unpacking the upload failed ({st}): {}",
                 String::from_utf8_lossy(&err)
             )));
@@ -243,7 +248,7 @@ impl GuestSession {
             Duration::from_secs(120),
         )?;
         if o.status != 0 {
-            return Err(GuestError::Aborted(format!(
+            return Err(GuestError::Remote(format!(
                 "packing {dir} failed: {}",
                 String::from_utf8_lossy(&o.stderr)
             )));

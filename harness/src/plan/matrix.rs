@@ -2,9 +2,11 @@
 //! expectations and nextest-style profiles. Unknown keys are errors, and
 //! every error names the file, line and column.
 
+use super::expand::{expand, AxisValues, Entry, Include, Rules, Selector};
 use super::pattern::Pattern;
-use super::{cell_id, PlannedCell};
-use crate::report::Expect;
+use super::profile::{Profile, ProfileFile};
+use super::PlannedCell;
+use crate::model::{AccelChoice, CgroupVersion, Driver, Expect, Field};
 use crate::scenario::Scenario;
 use crate::tomlfile::{self, line_col, TomlFileError};
 use serde::Deserialize;
@@ -46,27 +48,6 @@ pub struct MatrixFile {
     pub expect: Vec<ExpectRule>,
 }
 
-/// `[profile.NAME]`: run settings; `inherits` names another profile
-/// (default: `default`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProfileFile {
-    pub inherits: Option<String>,
-    /// Cells in parallel (0 or absent: what cores and memory allow).
-    pub jobs: Option<usize>,
-    /// Attempts per cell (all are kept; mixed outcomes make it flaky).
-    pub repeat: Option<u32>,
-    /// Extra attempts when an attempt ends in `error` (infrastructure).
-    pub retries: Option<u32>,
-    pub accel: Option<String>,
-    pub boot_timeout_s: Option<u64>,
-    /// Guest memory for every cell (default: each scenario's own).
-    pub memory_mib: Option<u32>,
-    pub vcpus: Option<u32>,
-    /// Results folder.
-    pub results: Option<String>,
-}
-
 /// `[axes]`: the product the cells come from. Absent kubelet/driver axes
 /// leave those out of the cells; an absent cgroup axis uses each
 /// scenario's default version.
@@ -101,11 +82,11 @@ pub struct ScenarioEntry {
     pub memory_mib: Option<u32>,
     pub vcpus: Option<u32>,
     /// Override an axis for this scenario.
-    pub kernels: Option<Vec<String>>,
-    pub kubelets: Option<Vec<String>>,
-    pub drivers: Option<Vec<String>>,
-    pub cgroups: Option<Vec<String>>,
-    pub rootfs: Option<Vec<String>>,
+    pub kernels: Option<Vec<Spanned<String>>>,
+    pub kubelets: Option<Vec<Spanned<String>>>,
+    pub drivers: Option<Vec<Spanned<String>>>,
+    pub cgroups: Option<Vec<Spanned<String>>>,
+    pub rootfs: Option<Vec<Spanned<String>>>,
 }
 
 /// `[[include]]`/`[[exclude]]`: patterns over axis values; a rule matches
@@ -135,36 +116,6 @@ pub struct ExpectRule {
     pub expect: Spanned<String>,
 }
 
-/// Resolved run settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Profile {
-    pub name: String,
-    pub jobs: Option<usize>,
-    pub repeat: u32,
-    pub retries: u32,
-    pub accel: String,
-    pub boot_timeout_s: u64,
-    pub memory_mib: Option<u32>,
-    pub vcpus: Option<u32>,
-    pub results: Option<String>,
-}
-
-impl Default for Profile {
-    fn default() -> Profile {
-        Profile {
-            name: "default".into(),
-            jobs: None,
-            repeat: 1,
-            retries: 1,
-            accel: "auto".into(),
-            boot_timeout_s: 180,
-            memory_mib: None,
-            vcpus: None,
-            results: None,
-        }
-    }
-}
-
 /// A checked matrix: the file plus where it came from.
 #[derive(Debug, Clone)]
 pub struct Matrix {
@@ -190,12 +141,11 @@ pub fn parse_matrix(path: &Path, text: &str) -> Result<Matrix, MatrixError> {
         text: text.to_string(),
         file,
     };
-    m.check_patterns()?;
+    m.check()?;
     Ok(m)
 }
 
-/// The pattern fields a rule names, in `CompiledRule` order: scenario,
-/// kernel, kubelet, driver, cgroup, rootfs.
+/// The pattern fields a rule names, in [`Field::ALL`] order.
 trait RuleFields {
     fn fields(&self) -> [&Option<Spanned<String>>; 6];
 }
@@ -205,10 +155,10 @@ impl RuleFields for Rule {
         [
             &self.scenario,
             &self.kernel,
+            &self.rootfs,
             &self.kubelet,
             &self.driver,
             &self.cgroup,
-            &self.rootfs,
         ]
     }
 }
@@ -218,31 +168,11 @@ impl RuleFields for ExpectRule {
         [
             &self.scenario,
             &self.kernel,
+            &self.rootfs,
             &self.kubelet,
             &self.driver,
             &self.cgroup,
-            &self.rootfs,
         ]
-    }
-}
-
-struct CompiledRule {
-    scenario: Option<Pattern>,
-    kernel: Option<Pattern>,
-    kubelet: Option<Pattern>,
-    driver: Option<Pattern>,
-    cgroup: Option<Pattern>,
-    rootfs: Option<Pattern>,
-}
-
-impl CompiledRule {
-    fn matches_scenario(&self, label: &str, name: &str) -> bool {
-        let opt = |p: &Option<Pattern>, v: Option<&str>| match (p, v) {
-            (None, _) => true,
-            (Some(p), Some(v)) => p.matches(v),
-            (Some(_), None) => false,
-        };
-        opt(&self.scenario, Some(label)) || opt(&self.scenario, Some(name))
     }
 }
 
@@ -257,41 +187,90 @@ impl Matrix {
         }
     }
 
-    fn pattern(&self, s: &Option<Spanned<String>>) -> Result<Option<Pattern>, MatrixError> {
-        match s {
-            None => Ok(None),
-            Some(sp) => Pattern::parse(sp.get_ref())
-                .map(Some)
-                .map_err(|e| self.at(sp.span(), e)),
-        }
+    /// A typed value (axis, accelerator) or an error at its place.
+    fn typed<T: std::str::FromStr>(&self, s: &Spanned<String>) -> Result<T, MatrixError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        s.get_ref()
+            .parse()
+            .map_err(|e: T::Err| self.at(s.span(), e.to_string()))
     }
 
-    fn compile(&self, r: &impl RuleFields) -> Result<CompiledRule, MatrixError> {
-        let [scenario, kernel, kubelet, driver, cgroup, rootfs] = r.fields();
-        Ok(CompiledRule {
-            scenario: self.pattern(scenario)?,
-            kernel: self.pattern(kernel)?,
-            kubelet: self.pattern(kubelet)?,
-            driver: self.pattern(driver)?,
-            cgroup: self.pattern(cgroup)?,
-            rootfs: self.pattern(rootfs)?,
+    fn typed_all<T: std::str::FromStr>(&self, v: &[Spanned<String>]) -> Result<Vec<T>, MatrixError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        v.iter().map(|s| self.typed(s)).collect()
+    }
+
+    fn selector(&self, r: &impl RuleFields) -> Result<Selector, MatrixError> {
+        let mut fields = Vec::new();
+        for (field, value) in Field::ALL.into_iter().zip(r.fields()) {
+            if let Some(sp) = value {
+                let p = Pattern::parse(sp.get_ref()).map_err(|e| self.at(sp.span(), e))?;
+                fields.push((field, p));
+            }
+        }
+        Ok(Selector { fields })
+    }
+
+    fn include(&self, r: &Rule) -> Result<Include, MatrixError> {
+        let plain = |v: &Option<Spanned<String>>| v.as_ref().map(|s| s.get_ref().clone());
+        Ok(Include {
+            scenario: match &r.scenario {
+                Some(sp) => Some(Pattern::parse(sp.get_ref()).map_err(|e| self.at(sp.span(), e))?),
+                None => None,
+            },
+            kernel: plain(&r.kernel),
+            rootfs: plain(&r.rootfs),
+            kubelet: plain(&r.kubelet),
+            driver: r.driver.as_ref().map(|d| self.typed(d)).transpose()?,
+            cgroup: r.cgroup.as_ref().map(|c| self.typed(c)).transpose()?,
         })
     }
 
-    fn check_patterns(&self) -> Result<(), MatrixError> {
-        for r in self.file.include.iter().chain(&self.file.exclude) {
-            self.compile(r)?;
+    /// The include/exclude/expect rules, compiled and checked.
+    fn rules(&self) -> Result<Rules, MatrixError> {
+        Ok(Rules {
+            include: self
+                .file
+                .include
+                .iter()
+                .map(|r| self.include(r))
+                .collect::<Result<_, _>>()?,
+            exclude: self
+                .file
+                .exclude
+                .iter()
+                .map(|r| self.selector(r))
+                .collect::<Result<_, _>>()?,
+            expect: self
+                .file
+                .expect
+                .iter()
+                .map(|r| {
+                    let e = parse_expect(r.expect.get_ref())
+                        .map_err(|e| self.at(r.expect.span(), e))?;
+                    Ok((self.selector(r)?, e))
+                })
+                .collect::<Result<_, MatrixError>>()?,
+            default_expect: Expect::NotReproduced,
+        })
+    }
+
+    fn check(&self) -> Result<(), MatrixError> {
+        self.rules()?;
+        let axes = &self.file.axes;
+        self.typed_all::<CgroupVersion>(&axes.cgroups)?;
+        self.typed_all::<Driver>(&axes.drivers)?;
+        for e in &self.file.scenarios {
+            self.typed_all::<CgroupVersion>(e.cgroups.as_deref().unwrap_or_default())?;
+            self.typed_all::<Driver>(e.drivers.as_deref().unwrap_or_default())?;
         }
-        for r in &self.file.expect {
-            self.compile(r)?;
-            parse_expect(r.expect.get_ref()).map_err(|e| self.at(r.expect.span(), e))?;
-        }
-        for c in &self.file.axes.cgroups {
-            if !["v1", "v2"].contains(&c.get_ref().as_str()) {
-                return Err(self.at(
-                    c.span(),
-                    format!("cgroup version `{}`: use v1 or v2", c.get_ref()),
-                ));
+        for p in self.file.profile.values() {
+            if let Some(a) = &p.accel {
+                self.typed::<AccelChoice>(a)?;
             }
         }
         Ok(())
@@ -299,7 +278,7 @@ impl Matrix {
 
     /// The profile `name` with its inheritance chain applied.
     pub fn profile(&self, name: &str) -> Result<Profile, MatrixError> {
-        let mut chain: Vec<(&str, &ProfileFile)> = Vec::new();
+        let mut chain: Vec<&ProfileFile> = Vec::new();
         let mut cur = Some(name.to_string());
         let mut seen = BTreeSet::new();
         while let Some(n) = cur {
@@ -309,9 +288,9 @@ impl Matrix {
                     message: format!("profile `{n}` inherits from itself"),
                 });
             }
-            match self.file.profile.get_key_value(&n) {
-                Some((k, p)) => {
-                    chain.push((k.as_str(), p));
+            match self.file.profile.get(&n) {
+                Some(p) => {
+                    chain.push(p);
                     cur = p
                         .inherits
                         .clone()
@@ -331,75 +310,16 @@ impl Matrix {
                 }
             }
         }
-        let mut p = Profile {
-            name: name.to_string(),
-            ..Profile::default()
-        };
-        for (_, f) in chain.iter().rev() {
-            if let Some(v) = f.jobs {
-                p.jobs = (v > 0).then_some(v);
-            }
-            if let Some(v) = f.repeat {
-                p.repeat = v.max(1);
-            }
-            if let Some(v) = f.retries {
-                p.retries = v;
-            }
-            if let Some(v) = &f.accel {
-                p.accel = v.clone();
-            }
-            if let Some(v) = f.boot_timeout_s {
-                p.boot_timeout_s = v;
-            }
-            if f.memory_mib.is_some() {
-                p.memory_mib = f.memory_mib;
-            }
-            if f.vcpus.is_some() {
-                p.vcpus = f.vcpus;
-            }
-            if f.results.is_some() {
-                p.results = f.results.clone();
-            }
-        }
-        Ok(p)
+        Ok(Profile::resolve(name, &chain))
     }
 
-    /// Expands the matrix into cells. `scenarios` maps names to loaded
-    /// scenario folders (for defaults and parameter checks).
-    pub fn cells(
-        &self,
-        scenarios: &BTreeMap<String, Scenario>,
-    ) -> Result<Vec<PlannedCell>, MatrixError> {
+    /// The scenario entries with their parameters and axis values.
+    fn entries(&self, scenarios: &BTreeMap<String, Scenario>) -> Result<Vec<Entry>, MatrixError> {
         let axes = &self.file.axes;
         let plain = |v: &[Spanned<String>]| -> Vec<String> {
             v.iter().map(|s| s.get_ref().clone()).collect()
         };
-        let excludes: Vec<CompiledRule> = self
-            .file
-            .exclude
-            .iter()
-            .map(|r| self.compile(r))
-            .collect::<Result<_, _>>()?;
-        let includes: Vec<(&Rule, CompiledRule)> = self
-            .file
-            .include
-            .iter()
-            .map(|r| Ok((r, self.compile(r)?)))
-            .collect::<Result<_, MatrixError>>()?;
-        let expects: Vec<(CompiledRule, Expect)> = self
-            .file
-            .expect
-            .iter()
-            .map(|r| {
-                Ok((
-                    self.compile(r)?,
-                    parse_expect(r.expect.get_ref()).map_err(|e| self.at(r.expect.span(), e))?,
-                ))
-            })
-            .collect::<Result<_, MatrixError>>()?;
-
-        let mut out: Vec<PlannedCell> = Vec::new();
-        let mut ids = BTreeSet::new();
+        let mut out = Vec::new();
         for entry in &self.file.scenarios {
             let name = entry.name.get_ref();
             let sc = scenarios.get(name).ok_or_else(|| {
@@ -409,8 +329,7 @@ impl Matrix {
                     format!("unknown scenario `{name}`; known: {}", known.join(", ")),
                 )
             })?;
-            let label = entry.label.clone().unwrap_or_else(|| name.clone());
-            let mut params = BTreeMap::new();
+            let mut params = Vec::new();
             for (k, v) in &entry.params {
                 if !sc.manifest.params.contains_key(k) {
                     let known: Vec<&str> = sc.manifest.params.keys().map(String::as_str).collect();
@@ -426,159 +345,51 @@ impl Matrix {
                     toml::Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                params.insert(k.clone(), s);
+                params.push((k.clone(), s));
             }
-            let params = crate::scenario::resolve_params(
-                &sc.manifest,
-                &params.into_iter().collect::<Vec<_>>(),
-            )
-            .map_err(|e| self.at(entry.name.span(), e.to_string()))?;
-            let kernels = entry
-                .kernels
-                .clone()
-                .unwrap_or_else(|| plain(&axes.kernels));
-            let kubelets = opt_axis(
-                entry
-                    .kubelets
-                    .clone()
-                    .unwrap_or_else(|| plain(&axes.kubelets)),
-            );
-            let drivers = opt_axis(
-                entry
-                    .drivers
-                    .clone()
-                    .unwrap_or_else(|| plain(&axes.drivers)),
-            );
-            let rootfses = opt_axis(entry.rootfs.clone().unwrap_or_else(|| plain(&axes.rootfs)));
-            let cgroups = entry
-                .cgroups
-                .clone()
-                .unwrap_or_else(|| plain(&axes.cgroups));
-            let cgroups = if cgroups.is_empty() {
-                vec![sc.cgroup(None)]
-            } else {
-                cgroups
+            let params = crate::scenario::resolve_params(&sc.manifest, &params)
+                .map_err(|e| self.at(entry.name.span(), e.to_string()))?;
+            let or_axis = |own: &Option<Vec<Spanned<String>>>, axis: &[Spanned<String>]| {
+                own.clone().unwrap_or_else(|| axis.to_vec())
             };
-            let mut candidates = Vec::new();
-            for k in &kernels {
-                for r in &rootfses {
-                    for kl in &kubelets {
-                        for d in &drivers {
-                            for c in &cgroups {
-                                candidates.push((
-                                    k.clone(),
-                                    r.clone(),
-                                    kl.clone(),
-                                    d.clone(),
-                                    c.clone(),
-                                    false,
-                                ));
-                            }
-                        }
-                    }
-                }
-            }
-            // Includes add cells with the given values (absent fields: the
-            // first value of the axis).
-            for (r, _) in &includes {
-                let scen_ok = r.scenario.as_ref().is_none_or(|p| {
-                    Pattern::parse(p.get_ref()).is_ok_and(|p| p.matches(&label) || p.matches(name))
-                });
-                if !scen_ok {
-                    continue;
-                }
-                let val =
-                    |f: &Option<Spanned<String>>, axis: &[Option<String>]| -> Option<String> {
-                        f.as_ref()
-                            .map(|s| s.get_ref().clone())
-                            .or_else(|| axis.first().cloned().flatten())
-                    };
-                let kernel = r
-                    .kernel
-                    .as_ref()
-                    .map(|s| s.get_ref().clone())
-                    .or_else(|| kernels.first().cloned())
-                    .unwrap_or_default();
-                let cgroup = r
-                    .cgroup
-                    .as_ref()
-                    .map(|s| s.get_ref().clone())
-                    .or_else(|| cgroups.first().cloned())
-                    .unwrap_or_else(|| "v1".into());
-                candidates.push((
-                    kernel,
-                    val(&r.rootfs, &rootfses),
-                    val(&r.kubelet, &kubelets),
-                    val(&r.driver, &drivers),
-                    cgroup,
-                    true,
-                ));
-            }
-            for (kernel, rootfs, kubelet, driver, cgroup, included) in candidates {
-                let mut cell = PlannedCell {
-                    id: cell_id(
-                        &label,
-                        &kernel,
-                        rootfs.as_deref(),
-                        kubelet.as_deref(),
-                        driver.as_deref(),
-                        &cgroup,
+            out.push(Entry {
+                scenario: sc.clone(),
+                label: entry.label.clone().unwrap_or_else(|| name.clone()),
+                params,
+                axes: AxisValues {
+                    kernels: plain(&or_axis(&entry.kernels, &axes.kernels)),
+                    rootfs: AxisValues::optional(&plain(&or_axis(&entry.rootfs, &axes.rootfs))),
+                    kubelets: AxisValues::optional(&plain(&or_axis(
+                        &entry.kubelets,
+                        &axes.kubelets,
+                    ))),
+                    drivers: AxisValues::optional(
+                        &self.typed_all::<Driver>(&or_axis(&entry.drivers, &axes.drivers))?,
                     ),
-                    scenario: name.clone(),
-                    kernel,
-                    rootfs,
-                    kubelet,
-                    driver,
-                    cgroup,
-                    params: params.clone(),
-                    expect: Expect::NotReproduced,
-                    repeat: entry.repeat.unwrap_or(1).max(1),
-                    timeout_s: entry.timeout_s,
-                    memory_mib: entry.memory_mib,
-                    vcpus: entry.vcpus,
-                };
-                if !included
-                    && excludes
-                        .iter()
-                        .any(|r| rule_matches(r, &label, name, &cell))
-                {
-                    continue;
-                }
-                if !ids.insert(cell.id.clone()) {
-                    continue;
-                }
-                for (r, e) in &expects {
-                    if rule_matches(r, &label, name, &cell) {
-                        cell.expect = *e;
-                    }
-                }
-                out.push(cell);
-            }
+                    cgroups: self.typed_all(&or_axis(&entry.cgroups, &axes.cgroups))?,
+                },
+                repeat: entry.repeat.unwrap_or(1),
+                timeout_s: entry.timeout_s,
+                memory_mib: entry.memory_mib,
+                vcpus: entry.vcpus,
+            });
         }
         Ok(out)
     }
-}
 
-fn opt_axis(v: Vec<String>) -> Vec<Option<String>> {
-    if v.is_empty() {
-        vec![None]
-    } else {
-        v.into_iter().map(Some).collect()
+    /// Expands the matrix into cells. `scenarios` maps names to loaded
+    /// scenario folders (for defaults and parameter checks).
+    pub fn cells(
+        &self,
+        scenarios: &BTreeMap<String, Scenario>,
+    ) -> Result<Vec<PlannedCell>, MatrixError> {
+        Ok(expand(&self.entries(scenarios)?, &self.rules()?))
     }
-}
 
-fn rule_matches(r: &CompiledRule, label: &str, name: &str, c: &PlannedCell) -> bool {
-    let opt = |p: &Option<Pattern>, v: Option<&str>| match (p, v) {
-        (None, _) => true,
-        (Some(p), Some(v)) => p.matches(v),
-        (Some(_), None) => false,
-    };
-    r.matches_scenario(label, name)
-        && opt(&r.kernel, Some(&c.kernel))
-        && opt(&r.kubelet, c.kubelet.as_deref())
-        && opt(&r.driver, c.driver.as_deref())
-        && opt(&r.cgroup, Some(&c.cgroup))
-        && opt(&r.rootfs, c.rootfs.as_deref())
+    /// The `debian_mirror` this file sets, if any.
+    pub fn debian_mirror(&self) -> Option<&str> {
+        self.file.debian_mirror.as_deref()
+    }
 }
 
 /// An expectation value.
@@ -602,6 +413,10 @@ pub fn parse_expect(s: &str) -> Result<Expect, String> {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    fn s(x: &str) -> String {
+        x.to_string()
+    }
 
     const SCEN: &str = r#"
 name = "NAME"
@@ -691,13 +506,13 @@ expect = "any"
     fn expands_axes_with_include_exclude_and_expectations() {
         let (_t, sc) = scenarios(&["kmem-leak", "memcg-fill"]);
         let cells = matrix(MATRIX).unwrap().cells(&sc).unwrap();
-        let ids: Vec<&str> = cells.iter().map(|c| c.id.as_str()).collect();
+        let ids: Vec<String> = cells.iter().map(|c| c.id()).collect();
         // 3 kernels × 3 kubelets for kmem-leak; memcg-fill: 3 kernels × 2 cgroups − 1 excluded + 1 included.
         assert_eq!(cells.len(), 9 + 6 - 1 + 1, "{ids:#?}");
-        assert!(ids.contains(&"kmem-leak/kernel=3.10/kubelet=1.9/cgroup=v1"));
-        assert!(!ids.contains(&"memcg-fill/kernel=3.10/cgroup=v2"));
-        assert!(ids.contains(&"memcg-fill/kernel=6.12/cgroup=v2"));
-        let get = |id: &str| cells.iter().find(|c| c.id == id).unwrap();
+        assert!(ids.contains(&s("kmem-leak/kernel=3.10/kubelet=1.9/cgroup=v1")));
+        assert!(!ids.contains(&s("memcg-fill/kernel=3.10/cgroup=v2")));
+        assert!(ids.contains(&s("memcg-fill/kernel=6.12/cgroup=v2")));
+        let get = |id: &str| cells.iter().find(|c| c.id() == id).unwrap();
         assert_eq!(
             get("kmem-leak/kernel=3.10/kubelet=1.9/cgroup=v1").expect,
             Expect::Reproduced
@@ -752,7 +567,7 @@ driver = "systemd"
 expect = "reproduced"
 "#;
         let cells = matrix(text).unwrap().cells(&sc).unwrap();
-        let ids: Vec<&str> = cells.iter().map(|c| c.id.as_str()).collect();
+        let ids: Vec<String> = cells.iter().map(|c| c.id()).collect();
         assert_eq!(
             ids,
             [
@@ -762,12 +577,12 @@ expect = "reproduced"
                 "kmem-leak/kernel=6.1/rootfs=bookworm/driver=systemd/cgroup=v1",
             ]
         );
-        assert_eq!(cells[0].rootfs, None);
-        assert_eq!(cells[1].rootfs.as_deref(), Some("bullseye"));
+        assert_eq!(cells[0].key.rootfs, None);
+        assert_eq!(cells[1].key.rootfs.as_deref(), Some("bullseye"));
         assert_eq!(cells[1].expect, Expect::Reproduced);
         assert_eq!(cells[2].expect, Expect::NotReproduced);
         let f: crate::plan::Filter = "rootfs=bull*".parse().unwrap();
-        assert_eq!(cells.iter().filter(|c| f.matches(c)).count(), 2);
+        assert_eq!(cells.iter().filter(|c| f.matches(&c.key)).count(), 2);
     }
 
     #[test]
@@ -800,6 +615,21 @@ expect = "reproduced"
         "[axes]\nkernels = [\"6.1\"]\ncgroups = [\"v3\"]\n",
         "matrix.toml:3:12",
         "v3"
+    )]
+    #[case(
+        "[profile.ci]\naccel = \"hvf\"\n[axes]\nkernels = [\"6.1\"]\n",
+        "matrix.toml:2:9",
+        "accelerator `hvf`: use auto, kvm or tcg"
+    )]
+    #[case(
+        "[axes]\nkernels = [\"6.1\"]\ndrivers = [\"podman\"]\n",
+        "matrix.toml:3:12",
+        "cgroup driver `podman`"
+    )]
+    #[case(
+        "[axes]\nkernels = [\"6.1\"]\n[[include]]\ncgroup = \"v9\"\n",
+        "matrix.toml:4:10",
+        "v9"
     )]
     fn errors_point_at_line_and_column(#[case] text: &str, #[case] at: &str, #[case] names: &str) {
         let e = matrix(text).unwrap_err().to_string();

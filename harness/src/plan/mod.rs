@@ -1,58 +1,43 @@
-//! The plan: `matrix.toml` (or CLI flags) into cells, with include/exclude
-//! rules, expectations, filters and sharding. Pure and unit-tested; the
-//! runner executes what this produces.
+//! The plan: scenario entries (from CLI flags or `matrix.toml`) into
+//! cells, with include/exclude rules, expectations, filters and sharding.
+//! Pure and unit-tested; the runner executes what this produces.
 
 pub mod bisect;
+pub mod expand;
 pub mod matrix;
 pub mod pattern;
+pub mod profile;
+pub mod request;
 
-pub use matrix::{load_matrix, Matrix, MatrixError, Profile};
+pub use expand::{expand, AxisValues, Entry, Filter, Include, Rules, Selector};
+pub use matrix::{load_matrix, Matrix, MatrixError};
+pub use profile::Profile;
+pub use request::Request;
 
-use crate::report::Expect;
+use crate::model::{CellKey, Expect};
+use crate::scenario::Scenario;
 use std::collections::BTreeMap;
 
-/// One cell to run.
-#[derive(Debug, Clone, PartialEq)]
+/// One cell to run: where it sits, what it runs and how often.
+#[derive(Debug, Clone)]
 pub struct PlannedCell {
-    /// `scenario/kernel=6.1[/rootfs=bullseye][/kubelet=1.9][/driver=cgroupfs]/cgroup=v1`;
-    /// `scenario` is the entry's label when it has one.
-    pub id: String,
-    pub scenario: String,
-    pub kernel: String,
-    /// Root filesystem (`None`: the initramfs guest).
-    pub rootfs: Option<String>,
-    pub kubelet: Option<String>,
-    pub driver: Option<String>,
-    pub cgroup: String,
+    pub key: CellKey,
+    /// The loaded scenario (`key.scenario` names it).
+    pub scenario: Scenario,
     pub params: BTreeMap<String, String>,
     pub expect: Expect,
+    /// Attempts to make (all are kept).
     pub repeat: u32,
     pub timeout_s: Option<u64>,
     pub memory_mib: Option<u32>,
     pub vcpus: Option<u32>,
 }
 
-/// A cell's stable id.
-pub fn cell_id(
-    label: &str,
-    kernel: &str,
-    rootfs: Option<&str>,
-    kubelet: Option<&str>,
-    driver: Option<&str>,
-    cgroup: &str,
-) -> String {
-    let mut id = format!("{label}/kernel={kernel}");
-    if let Some(r) = rootfs {
-        id.push_str(&format!("/rootfs={r}"));
+impl PlannedCell {
+    /// The cell's id (`key`'s `Display`).
+    pub fn id(&self) -> String {
+        self.key.to_string()
     }
-    if let Some(k) = kubelet {
-        id.push_str(&format!("/kubelet={k}"));
-    }
-    if let Some(d) = driver {
-        id.push_str(&format!("/driver={d}"));
-    }
-    id.push_str(&format!("/cgroup={cgroup}"));
-    id
 }
 
 /// 64-bit FNV-1a: a stable hash (unlike std's) for sharding.
@@ -100,106 +85,11 @@ impl Shard {
     }
 }
 
-/// `--filter EXPR`: whitespace-separated terms that must all match; a term
-/// is `field=pattern` (field: scenario, kernel, rootfs, kubelet, driver, cgroup) or
-/// a glob over the cell id. Patterns as in matrix rules.
-#[derive(Debug, Clone)]
-pub struct Filter {
-    terms: Vec<(Option<String>, pattern::Pattern)>,
-}
-
-impl std::str::FromStr for Filter {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Filter, String> {
-        let mut terms = Vec::new();
-        for t in s.split_whitespace() {
-            match t.split_once('=') {
-                Some((f, p))
-                    if [
-                        "scenario", "kernel", "rootfs", "kubelet", "driver", "cgroup",
-                    ]
-                    .contains(&f) =>
-                {
-                    terms.push((Some(f.to_string()), pattern::Pattern::parse(p)?))
-                }
-                _ => terms.push((None, pattern::Pattern::Glob(t.to_string()))),
-            }
-        }
-        Ok(Filter { terms })
-    }
-}
-
-impl Filter {
-    pub fn matches(&self, c: &PlannedCell) -> bool {
-        self.terms.iter().all(|(field, p)| match field.as_deref() {
-            Some("scenario") => p.matches(&c.scenario),
-            Some("kernel") => p.matches(&c.kernel),
-            Some("rootfs") => c.rootfs.as_deref().is_some_and(|r| p.matches(r)),
-            Some("kubelet") => c.kubelet.as_deref().is_some_and(|k| p.matches(k)),
-            Some("driver") => c.driver.as_deref().is_some_and(|d| p.matches(d)),
-            Some("cgroup") => p.matches(&c.cgroup),
-            _ => match p {
-                // A bare word is a substring of the id; with wildcards, a
-                // glob over the whole id.
-                pattern::Pattern::Glob(g) if !g.contains(['*', '?']) => c.id.contains(g.as_str()),
-                p => p.matches(&c.id),
-            },
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{CgroupVersion, Driver};
     use rstest::rstest;
-
-    fn cell(id: &str, scenario: &str, kernel: &str, kubelet: Option<&str>) -> PlannedCell {
-        PlannedCell {
-            id: id.into(),
-            scenario: scenario.into(),
-            kernel: kernel.into(),
-            rootfs: None,
-            kubelet: kubelet.map(String::from),
-            driver: None,
-            cgroup: "v1".into(),
-            params: BTreeMap::new(),
-            expect: Expect::NotReproduced,
-            repeat: 1,
-            timeout_s: None,
-            memory_mib: None,
-            vcpus: None,
-        }
-    }
-
-    #[test]
-    fn ids_name_present_axes_only() {
-        assert_eq!(
-            cell_id("memcg-fill", "6.1", None, None, None, "v1"),
-            "memcg-fill/kernel=6.1/cgroup=v1"
-        );
-        assert_eq!(
-            cell_id(
-                "kmem-leak",
-                "5.10",
-                None,
-                Some("1.9"),
-                Some("cgroupfs"),
-                "v1"
-            ),
-            "kmem-leak/kernel=5.10/kubelet=1.9/driver=cgroupfs/cgroup=v1"
-        );
-        assert_eq!(
-            cell_id(
-                "kmem-leak",
-                "5.10",
-                Some("bullseye"),
-                None,
-                Some("systemd"),
-                "v1"
-            ),
-            "kmem-leak/kernel=5.10/rootfs=bullseye/driver=systemd/cgroup=v1"
-        );
-    }
 
     #[rstest]
     #[case(1)]
@@ -223,14 +113,33 @@ mod tests {
     }
 
     #[test]
-    fn shard_is_stable_across_runs() {
-        // FNV-1a is fixed: this value must never change, or CI shards shift.
-        assert_eq!(
-            stable_hash("memcg-fill/kernel=6.1/cgroup=v1") % 4,
-            stable_hash("memcg-fill/kernel=6.1/cgroup=v1") % 4
-        );
+    fn shard_hash_is_pinned() {
+        // FNV-1a is fixed: these values must never change, or CI shards
+        // shift between nights.
         assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        let id = "memcg-fill/kernel=6.1/cgroup=v1";
+        let pinned: Vec<bool> = (1..=4)
+            .map(|i| Shard { index: i, count: 4 }.contains(id))
+            .collect();
+        assert_eq!(
+            pinned.iter().filter(|b| **b).count(),
+            1,
+            "exactly one of 4 shards holds {id}"
+        );
+        assert_eq!(stable_hash(id) % 4, stable_hash_reference(id) % 4);
+    }
+
+    /// FNV-1a written out independently (byte loop over u128 arithmetic
+    /// truncated to 64 bits), to pin `stable_hash` against a second
+    /// implementation rather than itself.
+    fn stable_hash_reference(s: &str) -> u64 {
+        let mut h: u128 = 14_695_981_039_346_656_037;
+        for b in s.bytes() {
+            h ^= u128::from(b);
+            h = (h * 1_099_511_628_211) % (1u128 << 64);
+        }
+        h as u64
     }
 
     #[rstest]
@@ -248,18 +157,24 @@ mod tests {
     #[case("scenario=kmem-*", true)]
     #[case("kubelet=>=1.8,<1.22", true)]
     #[case("kubelet=1.6", false)]
+    #[case("driver=systemd", true)]
+    #[case("rootfs=*", false)]
     #[case("kmem-leak", true)]
     #[case("memcg", false)]
     #[case("*/kubelet=1.9/*", true)]
     #[case("kernel=6.1 kubelet=1.9", true)]
+    #[case("kernel=6.1 kubelet=1.8", false)]
     fn filters(#[case] expr: &str, #[case] want: bool) {
-        let c = cell(
-            "kmem-leak/kernel=6.1/kubelet=1.9/cgroup=v1",
-            "kmem-leak",
-            "6.1",
-            Some("1.9"),
-        );
+        let key = CellKey {
+            scenario: "kmem-leak".into(),
+            label: "kmem-leak".into(),
+            kernel: "6.1".into(),
+            rootfs: None,
+            kubelet: Some("1.9".into()),
+            driver: Some(Driver::Systemd),
+            cgroup: CgroupVersion::V1,
+        };
         let f: Filter = expr.parse().unwrap();
-        assert_eq!(f.matches(&c), want, "{expr}");
+        assert_eq!(f.matches(&key), want, "{expr}");
     }
 }

@@ -14,4 +14,4 @@ pub mod render;
 pub mod summary;
 pub mod terminal;
 
-pub use summary::{CellRecord, Expect, RunMeta, RunSummary, Status, SCHEMA_VERSION};
+pub use crate::model::{CellRecord, Expect, RunMeta, RunSummary, Status, SCHEMA_VERSION};

@@ -3,7 +3,7 @@
 //! plain lines instead of bars.
 
 use crate::model::{Attempt, Outcome};
-use crate::run::events::{Event, EventSink};
+use crate::model::{Event, EventSink};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -23,7 +23,17 @@ impl Default for TerminalReporter {
     }
 }
 
+/// A progress style from a template written in this file (a bad one
+/// falls back to the default style rather than stopping the run).
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
 impl TerminalReporter {
+    fn bars(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProgressBar>> {
+        self.bars.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn new() -> TerminalReporter {
         let tty = std::io::stderr().is_terminal();
         let mp = MultiProgress::with_draw_target(if tty {
@@ -55,14 +65,14 @@ impl TerminalReporter {
     }
 
     fn bar(&self, key: &str, make: impl FnOnce() -> ProgressBar) -> ProgressBar {
-        let mut bars = self.bars.lock().unwrap();
+        let mut bars = self.bars();
         bars.entry(key.to_string())
             .or_insert_with(|| self.mp.add(make()))
             .clone()
     }
 
     fn finish_bar(&self, key: &str) {
-        if let Some(b) = self.bars.lock().unwrap().remove(key) {
+        if let Some(b) = self.bars().remove(key) {
             b.finish_and_clear();
             self.mp.remove(&b);
         }
@@ -118,10 +128,7 @@ impl EventSink for TerminalReporter {
                 if *cells > 1 {
                     let b = self.bar("overall", || {
                         let b = ProgressBar::new(*cells as u64);
-                        b.set_style(
-                            ProgressStyle::with_template("cells {pos}/{len} {bar:30} {elapsed}")
-                                .unwrap(),
-                        );
+                        b.set_style(style("cells {pos}/{len} {bar:30} {elapsed}"));
                         b
                     });
                     b.tick();
@@ -133,23 +140,20 @@ impl EventSink for TerminalReporter {
                 done,
                 total,
             } => {
-                if let Some(b) = self.bars.lock().unwrap().get("overall") {
+                if let Some(b) = self.bars().get("overall") {
                     b.set_position(*done as u64);
                 }
                 if !self.tty {
                     eprintln!("[{done}/{total}] {id}: {}", status.as_str());
                 }
             }
-            Event::Info(s) => self.note(s),
+            Event::Notice(n) => self.note(&n.to_string()),
             Event::Download { what, done, total } => {
                 let b = self.bar(&format!("dl:{what}"), || {
                     let b = ProgressBar::new(*total);
-                    b.set_style(
-                        ProgressStyle::with_template(
-                            "{msg:40!} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
-                        )
-                        .unwrap(),
-                    );
+                    b.set_style(style(
+                        "{msg:40!} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+                    ));
                     b.set_message(what.clone());
                     b
                 });
@@ -178,7 +182,7 @@ impl EventSink for TerminalReporter {
                 b.set_message("starting");
             }
             Event::Phase { id, phase, detail } => {
-                if let Some(b) = self.bars.lock().unwrap().get(id) {
+                if let Some(b) = self.bars().get(id) {
                     b.set_message(format!("{}: {detail}", phase.as_str()));
                 }
                 if !self.tty {

@@ -1,12 +1,14 @@
 //! One attempt of one cell: boot, connect, upload, run, fetch, judge,
 //! tear down. Every failure becomes a recorded outcome, never a panic.
 
-use super::events::{Event, EventSink};
 use super::prepare::{PreparedKernel, PreparedRootfs};
 use super::result::{self, ScriptEnd};
 use crate::guest::{self, GuestError, GuestSession, KeyPair};
-use crate::model::{Artifacts, Attempt, Outcome, Phase, RootfsInfo, Timings};
-use crate::scenario::{self, Scenario};
+use crate::model::{
+    Artifacts, Attempt, Event, EventSink, Outcome, Phase, RootfsInfo, StopReason, Timings,
+};
+use crate::plan::PlannedCell;
+use crate::scenario;
 use crate::vm::console::Severity;
 use crate::vm::{Accel, Vm, VmSpec};
 use std::collections::BTreeMap;
@@ -14,29 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What a cell runs: a scenario with parameters on one kernel (and
-/// kubelet profile, driver, cgroup version).
-#[derive(Debug, Clone)]
-pub struct CellPlan {
-    pub id: String,
-    pub scenario: Scenario,
-    pub kernel: String,
-    /// Root filesystem to boot (`None`: the initramfs guest).
-    pub rootfs: Option<String>,
-    pub kubelet: Option<String>,
-    pub driver: Option<String>,
-    pub cgroup: String,
-    pub params: BTreeMap<String, String>,
-    /// Extra `REPRO_*` variables (kubelet profile values).
-    pub extra_env: Vec<(String, String)>,
-    pub expect: crate::report::Expect,
-    /// Attempts to make (all are kept).
-    pub repeat: u32,
-    pub memory_mib: Option<u32>,
-    pub vcpus: Option<u32>,
-    pub timeout_s: Option<u64>,
-}
 
 /// What the guest's `/init` prints when sshd is listening.
 pub const READY_MARKER: &str = "REPRO-READY";
@@ -67,13 +46,15 @@ pub fn cell_dir_name(id: &str) -> String {
 /// `run_dir/<cell>/attempt-<n>/`.
 pub fn run_attempt(
     ctx: &RunContext,
-    cell: &CellPlan,
+    cell: &PlannedCell,
+    env: &[(String, String)],
     kernel: &PreparedKernel,
     rootfs: Option<&PreparedRootfs>,
     number: u32,
 ) -> Attempt {
     let started = Instant::now();
-    let rel_dir = format!("{}/attempt-{number}", cell_dir_name(&cell.id));
+    let id = cell.id();
+    let rel_dir = format!("{}/attempt-{number}", cell_dir_name(&id));
     let dir = ctx.run_dir.join(&rel_dir);
     let _ = std::fs::create_dir_all(&dir);
     let artifacts = Artifacts {
@@ -112,13 +93,13 @@ pub fn run_attempt(
         started_at: super::now_rfc3339(),
     };
 
-    if !cell.scenario.supports_cgroup(&cell.cgroup) {
+    if !cell.scenario.supports_cgroup(cell.key.cgroup) {
         attempt.outcome = Outcome::Skipped;
         attempt.reason = format!(
             "scenario {} supports cgroup {}, not {}",
             cell.scenario.name(),
-            cell.scenario.manifest.cgroup.join("/"),
-            cell.cgroup
+            cell.scenario.cgroups_text(),
+            cell.key.cgroup
         );
         finish(&mut attempt, started, &dir);
         return attempt;
@@ -131,7 +112,7 @@ pub fn run_attempt(
     }
 
     ctx.sink.event(&Event::Phase {
-        id: cell.id.clone(),
+        id: id.clone(),
         phase: Phase::Boot,
         detail: format!(
             "{} {} {}{}",
@@ -173,9 +154,7 @@ pub fn run_attempt(
                 deadline,
                 &mut watch,
             ),
-            Err(why) => Err(GuestError::Aborted(format!(
-                "{why} (waiting for the guest's sshd)"
-            ))),
+            Err(why) => Err(GuestError::Stopped(why)),
         }
     };
     attempt.timings.boot = boot_start.elapsed().as_secs_f64();
@@ -211,12 +190,12 @@ pub fn run_attempt(
     };
 
     ctx.sink.event(&Event::Phase {
-        id: cell.id.clone(),
+        id,
         phase: Phase::Scenario,
         detail: cell.scenario.name().into(),
     });
     let scen_start = Instant::now();
-    let end = run_scenario(ctx, cell, &session, &mut vm, &dir);
+    let end = run_scenario(ctx, cell, env, &session, &mut vm, &dir);
     attempt.timings.scenario = scen_start.elapsed().as_secs_f64();
 
     // Fetch whatever the scenario left, even after a failure, if the guest
@@ -259,7 +238,7 @@ pub fn run_attempt(
 /// Why this cell cannot run on this guest, if it cannot: a scenario that
 /// needs systemd on the initramfs guest, or a cgroup version the release's
 /// systemd refuses.
-fn guest_mismatch(cell: &CellPlan, rootfs: Option<&PreparedRootfs>) -> Option<String> {
+fn guest_mismatch(cell: &PlannedCell, rootfs: Option<&PreparedRootfs>) -> Option<String> {
     match rootfs {
         None if cell.scenario.manifest.needs_rootfs => Some(format!(
             "scenario {} needs a root-filesystem guest (systemd, runc, containerd): run it with --rootfs bullseye|bookworm|trixie",
@@ -268,9 +247,14 @@ fn guest_mismatch(cell: &CellPlan, rootfs: Option<&PreparedRootfs>) -> Option<St
         Some(r) => r
             .manifest
             .cgroup
-            .get(&cell.cgroup)
+            .get(cell.key.cgroup.as_str())
             .and_then(|c| c.unsupported.clone())
-            .map(|why| format!("rootfs {} cannot boot cgroup {}: {why}", r.name, cell.cgroup)),
+            .map(|why| {
+                format!(
+                    "rootfs {} cannot boot cgroup {}: {why}",
+                    r.name, cell.key.cgroup
+                )
+            }),
         None => None,
     }
 }
@@ -293,15 +277,15 @@ fn save_journal(session: &GuestSession, path: &Path) {
 }
 
 /// Why a watched guest operation should stop, if it should.
-fn guest_gone(vm: &mut Vm, cancel: &AtomicBool) -> Option<String> {
+fn guest_gone(vm: &mut Vm, cancel: &AtomicBool) -> Option<StopReason> {
     if cancel.load(Ordering::SeqCst) {
-        return Some("cancelled".into());
+        return Some(StopReason::Cancelled);
     }
     if let Some(c) = vm.console.crash() {
-        return Some(format!("kernel crash: {}", c.title));
+        return Some(StopReason::KernelCrash(c.title));
     }
     if let Some(st) = vm.exited() {
-        return Some(format!("QEMU exited ({st})"));
+        return Some(StopReason::QemuExited(st.to_string()));
     }
     None
 }
@@ -312,14 +296,14 @@ fn finish(attempt: &mut Attempt, started: Instant, dir: &Path) {
     let _ = std::fs::remove_file(dir.join("disk.qcow2"));
     attempt.timings.total = started.elapsed().as_secs_f64() + attempt.timings.image;
     if let Ok(json) = serde_json::to_vec_pretty(attempt) {
-        let _ = crate::report::summary::write_atomic(&dir.join("result.json"), &json);
+        let _ = crate::fsutil::atomic_write(&dir.join("result.json"), &json);
     }
 }
 
 /// Starts QEMU, retrying when the forwarded port was taken meanwhile.
 fn boot(
     ctx: &RunContext,
-    cell: &CellPlan,
+    cell: &PlannedCell,
     kernel: &PreparedKernel,
     rootfs: Option<&PreparedRootfs>,
     dir: &Path,
@@ -333,7 +317,7 @@ fn boot(
             .map_err(|e| (Outcome::Error, e.to_string()))?;
         disk = Some(overlay);
         append.push("repro.root=/dev/vda".into());
-        if let Some(c) = r.manifest.cgroup.get(&cell.cgroup) {
+        if let Some(c) = r.manifest.cgroup.get(cell.key.cgroup.as_str()) {
             append.extend(c.cmdline.iter().cloned());
         }
     }
@@ -363,7 +347,7 @@ fn boot(
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_default(),
-                cell_dir_name(&cell.id)
+                cell_dir_name(&cell.id())
             ),
         };
         let mut vm = Vm::start(spec).map_err(|e| (Outcome::Error, e.to_string()))?;
@@ -389,7 +373,8 @@ fn boot(
 
 fn run_scenario(
     ctx: &RunContext,
-    cell: &CellPlan,
+    cell: &PlannedCell,
+    extra_env: &[(String, String)],
     session: &GuestSession,
     vm: &mut Vm,
     dir: &Path,
@@ -412,17 +397,17 @@ fn run_scenario(
         ("REPRO_OUT".into(), "/repro/out".into()),
         ("REPRO_SCENARIO_DIR".into(), "/repro/scenario".into()),
         ("REPRO_LIB".into(), "/repro/lib".into()),
-        ("REPRO_CGROUP".into(), cell.cgroup.clone()),
-        ("REPRO_KERNEL".into(), cell.kernel.clone()),
+        ("REPRO_CGROUP".into(), cell.key.cgroup.to_string()),
+        ("REPRO_KERNEL".into(), cell.key.kernel.clone()),
         (
             "REPRO_ROOTFS".into(),
-            cell.rootfs.clone().unwrap_or_default(),
+            cell.key.rootfs.clone().unwrap_or_default(),
         ),
     ];
     for (k, v) in &cell.params {
         env.push((scenario::param_env_name(k), v.clone()));
     }
-    env.extend(cell.extra_env.iter().cloned());
+    env.extend(extra_env.iter().cloned());
     let cmd = format!(
         "mkdir -p /repro/out && cd /repro/scenario && {} sh ./{}",
         guest::env_prefix(&env),
@@ -448,7 +433,7 @@ fn run_scenario(
     match r {
         Ok(code) => ScriptEnd::Exited(code),
         Err(GuestError::Timeout(s)) => ScriptEnd::TimedOut(s),
-        Err(GuestError::Aborted(why)) if why == "cancelled" => ScriptEnd::Cancelled,
+        Err(GuestError::Stopped(StopReason::Cancelled)) => ScriptEnd::Cancelled,
         Err(e) => ScriptEnd::Lost(e.to_string()),
     }
 }
@@ -505,21 +490,23 @@ mod tests {
         );
     }
 
-    fn plan(needs_rootfs: bool, cgroup: &str) -> CellPlan {
+    fn plan(needs_rootfs: bool, cgroup: &str) -> PlannedCell {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/memcg-fill");
-        let mut sc = Scenario::load(&dir).unwrap();
+        let mut sc = crate::scenario::Scenario::load(&dir).unwrap();
         sc.manifest.needs_rootfs = needs_rootfs;
-        CellPlan {
-            id: "x".into(),
+        PlannedCell {
+            key: crate::model::CellKey {
+                scenario: "memcg-fill".into(),
+                label: "memcg-fill".into(),
+                kernel: "6.1".into(),
+                rootfs: None,
+                kubelet: None,
+                driver: None,
+                cgroup: cgroup.parse().unwrap(),
+            },
             scenario: sc,
-            kernel: "6.1".into(),
-            rootfs: None,
-            kubelet: None,
-            driver: None,
-            cgroup: cgroup.into(),
             params: BTreeMap::new(),
-            extra_env: vec![],
-            expect: crate::report::Expect::Any,
+            expect: crate::model::Expect::Any,
             repeat: 1,
             memory_mib: None,
             vcpus: None,

@@ -2,7 +2,6 @@
 //! userland packages, build (or reuse) the initramfs, choose the
 //! accelerator. Glue between `images`, `vm` and the runner's events.
 
-use super::events::{Event, EventSink};
 use crate::guest::{keys, KeyPair};
 use crate::images::cache::Cache;
 use crate::images::debian::{self, Archive, PackageQuery};
@@ -10,6 +9,7 @@ use crate::images::initramfs::{self, ModuleBlob, PackageTree, Userland};
 use crate::images::kernel::{self, KernelSpec, ResolvedKernel};
 use crate::images::rootfs;
 use crate::model::KernelInfo;
+use crate::model::{Event, EventSink, Notice};
 use crate::vm::{self, accel, Accel, AccelChoice, Machine, VmSpec};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -44,8 +44,28 @@ pub enum PrepareError {
     Toml(#[from] crate::tomlfile::TomlFileError),
     #[error(transparent)]
     Rootfs(#[from] rootfs::RootfsError),
-    #[error("{0}")]
-    Other(String),
+    #[error("cannot write the guest image into {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot make the guest's host key: {0}")]
+    Key(#[from] crate::guest::keys::KeyError),
+    #[error(
+        "{path} holds no valid public key; remove that folder's `.complete` marker to rebuild it"
+    )]
+    BadHostKey { path: PathBuf },
+    #[error("the image of rootfs {name} records no valid host key; rebuild it with `repro images build {name} --rebuild`")]
+    RootfsHostKey { name: String },
+    #[error("kernel {kernel} has no module {module} (needed for {needed_for}) in {dir}")]
+    MissingModule {
+        kernel: String,
+        module: String,
+        needed_for: String,
+        dir: PathBuf,
+    },
+    #[error("userland package name `{0}` is not a valid pattern: {1}")]
+    PackageName(String, regex::Error),
 }
 
 fn kernels_dir(root: &Path) -> PathBuf {
@@ -122,6 +142,17 @@ pub fn fetch_kernel(
     resolve_kernel(root, &archive(cache, mirror), arg, sink)
 }
 
+/// One line about a fetched kernel: package, version, release, vmlinuz.
+pub fn describe_kernel(k: &ResolvedKernel) -> String {
+    format!(
+        "{} {} ({}), vmlinuz {}",
+        k.package.as_deref().unwrap_or("-"),
+        k.version.as_deref().unwrap_or("-"),
+        k.release,
+        k.vmlinuz.display()
+    )
+}
+
 /// Resolves `arg` through `archive`, reporting download progress.
 fn resolve_kernel(
     root: &Path,
@@ -192,9 +223,11 @@ pub fn prepare_kernel(
     if !done.is_file() {
         let _lock = cache.lock(&format!("initramfs-{hash}"))?;
         if !done.is_file() {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| PrepareError::Other(format!("{}: {e}", dir.display())))?;
-            let host_key = KeyPair::generate().map_err(|e| PrepareError::Other(e.to_string()))?;
+            std::fs::create_dir_all(&dir).map_err(|source| PrepareError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let host_key = KeyPair::generate()?;
             let tree = initramfs::assemble(&inputs, &host_key)?;
             let mut buf = Vec::new();
             initramfs::write_cpio(&tree, &mut buf)?;
@@ -204,11 +237,14 @@ pub fn prepare_kernel(
         }
     }
     crate::images::inventory::touch_used(&dir);
-    let public = std::fs::read_to_string(&pubfile)
-        .map_err(|e| PrepareError::Other(format!("{}: {e}", pubfile.display())))?;
-    let host_key_blob = keys::blob_from_public_line(&public).ok_or_else(|| {
-        PrepareError::Other(format!("{} holds no valid public key", pubfile.display()))
+    let public = std::fs::read_to_string(&pubfile).map_err(|source| PrepareError::Io {
+        path: pubfile.clone(),
+        source,
     })?;
+    let host_key_blob =
+        keys::blob_from_public_line(&public).ok_or_else(|| PrepareError::BadHostKey {
+            path: pubfile.clone(),
+        })?;
 
     let (machine, boot_kernel) = match (&k.vmlinux, k.pvh) {
         (Some(v), true) => (Machine::Microvm, v.clone()),
@@ -258,10 +294,12 @@ fn module_blobs(
             && !blobs.iter().any(|b| &b.name == req)
             && !skip.contains(req)
         {
-            return Err(PrepareError::Other(format!(
-                "kernel {arg} has no module {req} (needed for {needed_for}) in {}",
-                dir.display()
-            )));
+            return Err(PrepareError::MissingModule {
+                kernel: arg.to_string(),
+                module: req.clone(),
+                needed_for: needed_for.to_string(),
+                dir: dir.to_path_buf(),
+            });
         }
     }
     Ok(blobs)
@@ -283,6 +321,47 @@ pub struct PreparedRootfs {
 /// `images/rootfs`.
 pub fn rootfs_dir(root: &Path) -> PathBuf {
     root.join("images/rootfs")
+}
+
+/// `names`, or every root filesystem manifest when empty.
+pub fn rootfs_names(root: &Path, names: Vec<String>) -> Result<Vec<String>, PrepareError> {
+    if !names.is_empty() {
+        return Ok(names);
+    }
+    Ok(rootfs::load_all(&rootfs_dir(root))?
+        .into_iter()
+        .map(|n| n.name)
+        .collect())
+}
+
+/// The input hashes of today's root filesystem manifests: cached images
+/// with other hashes are stale.
+pub fn current_rootfs_hashes(root: &Path) -> Result<Vec<String>, PrepareError> {
+    Ok(rootfs::load_all(&rootfs_dir(root))?
+        .iter()
+        .map(rootfs::input_hash)
+        .collect())
+}
+
+impl PreparedRootfs {
+    /// What `repro images build` prints about an image.
+    pub fn describe(&self) -> String {
+        let versions: Vec<String> = self
+            .meta
+            .versions
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        format!(
+            "{}: {} ({}, built in {:.0} s), sha256 {}\n  {}",
+            self.name,
+            self.image.display(),
+            crate::images::inventory::human(self.meta.bytes),
+            self.meta.build_secs,
+            self.meta.sha256,
+            versions.join(", ")
+        )
+    }
 }
 
 /// Checks a `--rootfs` argument without building anything.
@@ -307,10 +386,16 @@ pub fn prepare_rootfs(
         Some(img) => img,
         None => {
             let mirror = debian::discover_mirror(mirror)?;
-            sink.event(&Event::Info(format!(
-                "building root filesystem {name} (once; cached afterwards)"
-            )));
-            let say = |step: &str| sink.event(&Event::Info(format!("rootfs {name}: {step}")));
+            let notice = |n: Notice| sink.event(&Event::Notice(n));
+            notice(Notice::RootfsBuilding {
+                name: name.to_string(),
+            });
+            let say = |step: &str| {
+                notice(Notice::RootfsStep {
+                    name: name.to_string(),
+                    step: step.to_string(),
+                })
+            };
             let img = rootfs::ensure(
                 cache,
                 &named,
@@ -320,19 +405,19 @@ pub fn prepare_rootfs(
                 &say,
             )?;
             if img.built {
-                sink.event(&Event::Info(format!(
-                    "rootfs {name}: built in {:.0} s, {} MiB",
-                    img.meta.build_secs,
-                    img.meta.bytes / (1024 * 1024)
-                )));
+                notice(Notice::RootfsBuilt {
+                    name: name.to_string(),
+                    secs: img.meta.build_secs,
+                    bytes: img.meta.bytes,
+                });
             }
             img
         }
     };
     let host_key_blob = keys::blob_from_public_line(&image.meta.host_key).ok_or_else(|| {
-        PrepareError::Other(format!(
-            "the image of rootfs {name} records no valid host key; rebuild it with `repro images build {name} --rebuild`"
-        ))
+        PrepareError::RootfsHostKey {
+            name: name.to_string(),
+        }
     })?;
     Ok(PreparedRootfs {
         name: name.to_string(),
@@ -357,7 +442,7 @@ pub fn fetch_userland(
             suites: vec![userland.suite.clone()],
             component: userland.component.clone(),
             name: regex::Regex::new(&format!("^{}$", regex::escape(name)))
-                .map_err(|e| PrepareError::Other(e.to_string()))?,
+                .map_err(|e| PrepareError::PackageName(name.clone(), e))?,
             version_prefix: None,
         };
         let entry = archive.newest(&q)?;

@@ -5,30 +5,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// The accelerator a guest runs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-impl Accel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        }
-    }
-}
-
-/// What the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AccelChoice {
-    Auto,
-    Kvm,
-    Tcg,
-}
+pub use crate::model::{Accel, AccelChoice};
 
 /// The cached result of a probe, valid for one host boot and QEMU version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

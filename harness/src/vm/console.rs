@@ -56,6 +56,12 @@ impl Console {
         }
     }
 
+    /// The captured state; a reader thread that panicked left lines that
+    /// are still worth reading.
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Reads `pipe` until EOF on a thread, writing every line to `log`.
     pub fn spawn_reader<R: Read + Send + 'static>(
         self: std::sync::Arc<Self>,
@@ -77,7 +83,7 @@ impl Console {
                     }
                 }
             }
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.state();
             st.closed = true;
             self.closed.notify_all();
         });
@@ -85,7 +91,7 @@ impl Console {
 
     /// Adds one line (also used by tests).
     pub fn push_line(&self, line: &str) {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state();
         if st.lines.len() >= MAX_LINES {
             return;
         }
@@ -103,18 +109,15 @@ impl Console {
 
     /// Waits until the reader saw EOF (QEMU gone) or `timeout` passed.
     pub fn wait_closed(&self, timeout: Duration) {
-        let st = self.state.lock().unwrap();
-        let _ = self
-            .closed
-            .wait_timeout_while(st, timeout, |s| !s.closed)
-            .unwrap();
+        let st = self.state();
+        let _ = self.closed.wait_timeout_while(st, timeout, |s| !s.closed);
     }
 
     /// Whether `needle` appeared on any line.
     pub fn contains(&self, needle: &str) -> bool {
         self.state
             .lock()
-            .unwrap()
+            .unwrap_or_else(|e| e.into_inner())
             .lines
             .iter()
             .any(|l| l.contains(needle))
@@ -122,7 +125,7 @@ impl Console {
 
     /// The last `n` lines, joined.
     pub fn tail(&self, n: usize) -> String {
-        let st = self.state.lock().unwrap();
+        let st = self.state();
         let start = st.lines.len().saturating_sub(n);
         st.lines[start..].join("\n")
     }
@@ -134,7 +137,7 @@ impl Console {
 
     /// All findings of `severity`, each with an excerpt of the console.
     pub fn findings(&self, severity: Severity) -> Vec<ConsoleFinding> {
-        let st = self.state.lock().unwrap();
+        let st = self.state();
         st.events
             .iter()
             .filter(|e| e.severity == severity)

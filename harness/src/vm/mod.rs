@@ -15,6 +15,7 @@ pub use accel::{Accel, AccelChoice};
 pub use console::{Console, ConsoleEvent};
 pub use qemu::{Machine, VmSpec};
 
+use crate::model::StopReason;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -172,22 +173,22 @@ impl Vm {
         needle: &str,
         deadline: Instant,
         stop: &dyn Fn() -> bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), StopReason> {
         loop {
             if self.console.contains(needle) {
                 return Ok(());
             }
             if stop() {
-                return Err("cancelled".into());
+                return Err(StopReason::Cancelled);
             }
             if let Some(c) = self.console.crash() {
-                return Err(format!("kernel crash: {}", c.title));
+                return Err(StopReason::KernelCrash(c.title));
             }
             if let Some(st) = self.exited() {
-                return Err(format!("QEMU exited ({st})"));
+                return Err(StopReason::QemuExited(st.to_string()));
             }
             if Instant::now() >= deadline {
-                return Err(format!("`{needle}` did not appear on the console in time"));
+                return Err(StopReason::Deadline(format!("the console line `{needle}`")));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

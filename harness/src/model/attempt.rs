@@ -1,6 +1,6 @@
-//! Types shared by the runner and the reporters: outcomes, timings, metrics
-//! and the per-attempt record. All serializable; the run summary is built
-//! from these.
+//! One attempt's record: its outcome, phase, timings, metrics, console
+//! findings and artefacts. All serializable; the run summary is built from
+//! these.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -192,4 +192,28 @@ pub struct Attempt {
     pub exit_status: Option<i32>,
     pub artifacts: Artifacts,
     pub started_at: String,
+}
+
+/// Why the harness stopped waiting on a guest before it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// The run was interrupted (a signal).
+    Cancelled,
+    /// The guest kernel crashed; the title of its report.
+    KernelCrash(String),
+    /// QEMU exited; its exit status.
+    QemuExited(String),
+    /// What was awaited did not happen before the deadline.
+    Deadline(String),
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Cancelled => f.write_str("cancelled"),
+            StopReason::KernelCrash(t) => write!(f, "kernel crash: {t}"),
+            StopReason::QemuExited(st) => write!(f, "QEMU exited ({st})"),
+            StopReason::Deadline(what) => write!(f, "{what} did not appear in time"),
+        }
+    }
 }

@@ -1,0 +1,97 @@
+//! `[profile.NAME]` sections of `matrix.toml`: nextest-style run settings
+//! with inheritance (`inherits`, default `default`), resolved into a
+//! [`Profile`].
+
+use crate::model::AccelChoice;
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+/// `[profile.NAME]`: run settings; `inherits` names another profile
+/// (default: `default`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFile {
+    pub inherits: Option<String>,
+    /// Cells in parallel (0 or absent: what cores and memory allow).
+    pub jobs: Option<usize>,
+    /// Attempts per cell (all are kept; mixed outcomes make it flaky).
+    pub repeat: Option<u32>,
+    /// Extra attempts when an attempt ends in `error` (infrastructure).
+    pub retries: Option<u32>,
+    /// `auto`, `kvm` or `tcg`.
+    pub accel: Option<Spanned<String>>,
+    pub boot_timeout_s: Option<u64>,
+    /// Guest memory for every cell (default: each scenario's own).
+    pub memory_mib: Option<u32>,
+    pub vcpus: Option<u32>,
+    /// Results folder.
+    pub results: Option<String>,
+}
+
+/// Resolved run settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub jobs: Option<usize>,
+    pub repeat: u32,
+    pub retries: u32,
+    pub accel: AccelChoice,
+    pub boot_timeout_s: u64,
+    pub memory_mib: Option<u32>,
+    pub vcpus: Option<u32>,
+    pub results: Option<String>,
+}
+
+impl Default for Profile {
+    fn default() -> Profile {
+        Profile {
+            name: "default".into(),
+            jobs: None,
+            repeat: 1,
+            retries: 1,
+            accel: AccelChoice::Auto,
+            boot_timeout_s: 180,
+            memory_mib: None,
+            vcpus: None,
+            results: None,
+        }
+    }
+}
+
+impl Profile {
+    /// Applies `chain` (the named profile first, its ancestors after) on
+    /// top of the defaults. `accel` values are checked by the caller.
+    pub fn resolve(name: &str, chain: &[&ProfileFile]) -> Profile {
+        let mut p = Profile {
+            name: name.to_string(),
+            ..Profile::default()
+        };
+        for f in chain.iter().rev() {
+            if let Some(v) = f.jobs {
+                p.jobs = (v > 0).then_some(v);
+            }
+            if let Some(v) = f.repeat {
+                p.repeat = v.max(1);
+            }
+            if let Some(v) = f.retries {
+                p.retries = v;
+            }
+            if let Some(v) = f.accel.as_ref().and_then(|a| a.get_ref().parse().ok()) {
+                p.accel = v;
+            }
+            if let Some(v) = f.boot_timeout_s {
+                p.boot_timeout_s = v;
+            }
+            if f.memory_mib.is_some() {
+                p.memory_mib = f.memory_mib;
+            }
+            if f.vcpus.is_some() {
+                p.vcpus = f.vcpus;
+            }
+            if f.results.is_some() {
+                p.results = f.results.clone();
+            }
+        }
+        p
+    }
+}
