@@ -13,6 +13,7 @@ pub mod model;
 pub mod paths;
 pub mod plan;
 pub mod report;
+pub mod result_line;
 pub mod run;
 pub mod scenario;
 pub mod settings;

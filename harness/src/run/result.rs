@@ -1,10 +1,12 @@
 //! Turning what a scenario left behind into an outcome (pure; tested).
 //!
 //! The script appends JSON lines to `$REPRO_RESULT` (see
-//! `scenarios/README.md`); the harness adds what it saw: the exit status,
-//! a timeout, a dropped connection, a kernel crash.
+//! `scenarios/README.md`; typed in [`crate::result_line`], which the guest
+//! helper writes with); the harness adds what it saw: the exit status, a
+//! timeout, a dropped connection, a kernel crash.
 
 use crate::model::{ConsoleFinding, Metric, Outcome, Phase, Series};
+use crate::result_line::{self, LineError, ResultLine, Verdict};
 use std::collections::BTreeMap;
 
 /// What the result file said.
@@ -14,55 +16,54 @@ pub struct ScriptResult {
     pub metrics: BTreeMap<String, Metric>,
     pub series: BTreeMap<String, Series>,
     pub logs: Vec<String>,
-    /// Lines that were not valid result records (reported, not fatal).
-    pub bad_lines: Vec<String>,
+    /// Lines that were not valid result records, each with why (reported,
+    /// not fatal).
+    pub bad_lines: Vec<(String, LineError)>,
+}
+
+/// The harness outcome of a script verdict.
+pub fn outcome_of(v: Verdict) -> Outcome {
+    match v {
+        Verdict::Reproduced => Outcome::Reproduced,
+        Verdict::NotReproduced => Outcome::NotReproduced,
+        Verdict::Skipped => Outcome::Skipped,
+    }
 }
 
 /// Parses the JSON-lines result file.
 pub fn parse_result(text: &str) -> ScriptResult {
     let mut r = ScriptResult::default();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            r.bad_lines.push(line.to_string());
-            continue;
-        };
-        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-        if let Some(name) = s("metric") {
-            let Some(value) = v.get("value").cloned() else {
-                r.bad_lines.push(line.to_string());
-                continue;
-            };
-            r.metrics.insert(
-                name,
-                Metric {
-                    value,
-                    unit: s("unit").unwrap_or_default(),
-                },
-            );
-        } else if let Some(name) = s("series") {
-            let x = v.get("x").and_then(|x| x.as_f64());
-            let y = v.get("y").and_then(|x| x.as_f64());
-            let (Some(x), Some(y)) = (x, y) else {
-                r.bad_lines.push(line.to_string());
-                continue;
-            };
-            let e = r.series.entry(name).or_default();
-            if let Some(u) = s("x_unit") {
-                e.x_unit = u;
+        match result_line::parse(line) {
+            Ok(ResultLine::Metric {
+                metric,
+                value,
+                unit,
+            }) => {
+                let unit = unit.unwrap_or_default();
+                r.metrics.insert(metric, Metric { value, unit });
             }
-            if let Some(u) = s("y_unit") {
-                e.y_unit = u;
+            Ok(ResultLine::Series {
+                series,
+                x,
+                y,
+                x_unit,
+                y_unit,
+            }) => {
+                let e = r.series.entry(series).or_default();
+                if let Some(u) = x_unit {
+                    e.x_unit = u;
+                }
+                if let Some(u) = y_unit {
+                    e.y_unit = u;
+                }
+                e.points.push((x, y));
             }
-            e.points.push((x, y));
-        } else if let Some(o) = s("outcome") {
-            match Outcome::from_script(&o) {
-                Some(outcome) => r.outcome = Some((outcome, s("reason").unwrap_or_default())),
-                None => r.bad_lines.push(line.to_string()),
+            Ok(ResultLine::Outcome { outcome, reason }) => {
+                r.outcome = Some((outcome_of(outcome), reason));
             }
-        } else if let Some(l) = s("log") {
-            r.logs.push(l);
-        } else {
-            r.bad_lines.push(line.to_string());
+            Ok(ResultLine::Log { log }) => r.logs.push(log),
+            Err(why) => r.bad_lines.push((line.to_string(), why)),
         }
     }
     r
@@ -148,7 +149,9 @@ not json
         assert_eq!(r.series["lat"].points, vec![(0.0, 0.2), (1000.0, 0.4)]);
         assert_eq!(r.series["lat"].y_unit, "ms");
         assert_eq!(r.logs, vec!["hello"]);
-        assert_eq!(r.bad_lines, vec!["not json"]);
+        assert_eq!(r.bad_lines.len(), 1);
+        assert_eq!(r.bad_lines[0].0, "not json");
+        assert!(matches!(r.bad_lines[0].1, LineError::NotJson(_)));
         assert_eq!(
             r.outcome.as_ref().unwrap().0,
             Outcome::Reproduced,
@@ -160,7 +163,32 @@ not json
     fn scripts_cannot_claim_harness_outcomes() {
         let r = parse_result(r#"{"outcome":"crashed","reason":"x"}"#);
         assert!(r.outcome.is_none());
-        assert_eq!(r.bad_lines.len(), 1);
+        assert_eq!(
+            r.bad_lines,
+            vec![(
+                r#"{"outcome":"crashed","reason":"x"}"#.to_string(),
+                LineError::UnknownVerdict("crashed".into())
+            )]
+        );
+    }
+
+    #[test]
+    fn the_shared_verdicts_are_the_models_script_outcomes() {
+        for v in Verdict::ALL {
+            let o = outcome_of(v);
+            assert_eq!(Outcome::from_script(v.as_str()), Some(o));
+            assert_eq!(o.as_str(), v.as_str());
+            assert!(o.is_verdict());
+        }
+        for o in [
+            Outcome::Crashed,
+            Outcome::Timeout,
+            Outcome::Error,
+            Outcome::Cancelled,
+        ] {
+            assert_eq!(Outcome::from_script(o.as_str()), None);
+            assert!(o.as_str().parse::<Verdict>().is_err());
+        }
     }
 
     fn with_outcome(o: Outcome) -> ScriptResult {

@@ -1,8 +1,9 @@
 //! `cgroup-mount v1|v2 CONTROLLER...` and the /proc parsers it needs.
 
 use crate::args::Parsed;
-use crate::json::{self, Obj};
+use crate::json;
 use crate::util::{self, Fail, R};
+use serde::{Serialize, Serializer};
 use std::ffi::CString;
 use std::io;
 use std::path::Path;
@@ -41,6 +42,23 @@ pub struct Mount {
     pub mount_point: String,
     pub fstype: String,
     pub super_opts: Vec<String>,
+}
+
+/// `cgroup-mount`'s answer.
+#[derive(Debug, Serialize)]
+pub struct MountAnswer<'a> {
+    pub version: &'a str,
+    pub root: &'a str,
+    /// Controller → the directory to make cgroups in, in command-line order.
+    #[serde(serialize_with = "ordered_map")]
+    pub paths: Vec<(String, String)>,
+    /// What this call mounted (`tmpfs`, `cgroup2` or controller names).
+    pub mounted_now: Vec<String>,
+}
+
+/// Pairs as a JSON object, keeping their order.
+fn ordered_map<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
 }
 
 fn unescape_mount(s: &str) -> String {
@@ -242,22 +260,12 @@ pub fn cmd_cgroup_mount(args: &[String]) -> R<()> {
             )))
         }
     }
-    let mut m = Obj::new();
-    for (c, path) in &paths {
-        m = m.s(c, path);
-    }
-    let now: Vec<String> = mounted_now
-        .iter()
-        .map(|s| serde_json::to_string(s).unwrap())
-        .collect();
-    json::print(
-        &Obj::new()
-            .s("version", version)
-            .s("root", CGROUP_ROOT)
-            .raw("paths", m.build())
-            .raw("mounted_now", json::array(&now)),
-    );
-    Ok(())
+    json::print(&MountAnswer {
+        version,
+        root: CGROUP_ROOT,
+        paths,
+        mounted_now,
+    })
 }
 
 #[cfg(test)]
@@ -287,6 +295,23 @@ cpuset\t0\t1\t1\nmemory\t7\t65535\t1\npids\t0\t1\t0\n";
         assert_eq!(
             check_available(&v, &["hugetlb".into()]).unwrap_err().code,
             3
+        );
+    }
+
+    #[test]
+    fn answer_keeps_controller_order() {
+        let a = MountAnswer {
+            version: "v1",
+            root: CGROUP_ROOT,
+            paths: vec![
+                ("pids".into(), "/sys/fs/cgroup/pids".into()),
+                ("memory".into(), "/sys/fs/cgroup/memory".into()),
+            ],
+            mounted_now: vec!["tmpfs".into(), "pids".into()],
+        };
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"version":"v1","root":"/sys/fs/cgroup","paths":{"pids":"/sys/fs/cgroup/pids","memory":"/sys/fs/cgroup/memory"},"mounted_now":["tmpfs","pids"]}"#
         );
     }
 

@@ -5,10 +5,11 @@
 //! checkpoints it measures the dying count and the read time of --stat-file.
 
 use crate::fill::is_refusal;
-use crate::json::{self, Obj};
-use crate::memstat;
+use crate::json::{self, Errno, Num};
+use crate::memstat::{self, TimingMs};
 use crate::stats;
 use crate::util::{self, Fail, R};
+use serde::Serialize;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -50,6 +51,39 @@ impl Method {
             }
         }
     }
+}
+
+/// One checkpoint of `dying-memcgs`: the dying count and the read times.
+#[derive(Debug, Serialize)]
+pub struct Checkpoint {
+    pub iterations: u64,
+    pub dying: Option<u64>,
+    #[serde(flatten)]
+    pub timing: TimingMs,
+    pub ms_per_iteration: Option<Num>,
+    pub elapsed_s: Num,
+}
+
+/// `dying-memcgs`' answer.
+#[derive(Debug, Serialize)]
+pub struct DyingAnswer {
+    pub parent: String,
+    pub iterations: u64,
+    /// `count` or `refused`.
+    pub stopped_by: &'static str,
+    #[serde(flatten)]
+    pub errno: Errno,
+    pub elapsed_s: Num,
+    pub ms_per_iteration: Option<Num>,
+    pub dying_method: &'static str,
+    pub dying_start: Option<u64>,
+    pub dying_end: Option<u64>,
+    pub stat_file: String,
+    pub reads: u64,
+    pub baseline_median_ms: Option<Num>,
+    pub final_median_ms: Num,
+    pub final_p99_ms: Num,
+    pub checkpoints: Vec<Checkpoint>,
 }
 
 fn measure_dying(parent: &Path, method: Method, file_bytes: u64) -> R<Option<u64>> {
@@ -122,7 +156,7 @@ pub fn cmd_dying_memcgs(args: &[String]) -> R<()> {
     std::fs::create_dir_all(&file_dir)
         .map_err(|e| Fail::os(format!("mkdir {}", file_dir.display()), &e))?;
 
-    let mut checkpoints: Vec<String> = Vec::new();
+    let mut checkpoints: Vec<Checkpoint> = Vec::new();
     let t0 = Instant::now();
     let mut last_cp = (0u64, t0);
     let mut baseline: Option<f64> = None;
@@ -174,17 +208,13 @@ pub fn cmd_dying_memcgs(args: &[String]) -> R<()> {
                 )?;
             }
         }
-        checkpoints.push(
-            memstat::summary_obj(
-                Obj::new()
-                    .u("iterations", done)
-                    .opt_i("dying", dying.map(|d| d as i64)),
-                &s,
-            )
-            .opt_f("ms_per_iteration", per_iter.map(memstat::round_ms))
-            .f("elapsed_s", (now - t0).as_secs_f64())
-            .build(),
-        );
+        checkpoints.push(Checkpoint {
+            iterations: done,
+            dying,
+            timing: TimingMs::of(&s),
+            ms_per_iteration: per_iter.map(|ms| Num(memstat::round_ms(ms))),
+            elapsed_s: Num((now - t0).as_secs_f64()),
+        });
         if baseline.is_none() {
             baseline = Some(s.median);
             first_dying = dying;
@@ -225,35 +255,27 @@ pub fn cmd_dying_memcgs(args: &[String]) -> R<()> {
     cp(done, &mut last_cp)?;
     let elapsed = t0.elapsed().as_secs_f64();
     let s = last_summary.expect("at least one checkpoint");
-    json::print(
-        &Obj::new()
-            .s("parent", &parent.display().to_string())
-            .u("iterations", done)
-            .s(
-                "stopped_by",
-                if stop_errno.is_some() {
-                    "refused"
-                } else {
-                    "count"
-                },
-            )
-            .errno(stop_errno)
-            .f("elapsed_s", elapsed)
-            .opt_f(
-                "ms_per_iteration",
-                (done > 0).then(|| memstat::round_ms(elapsed * 1e3 / done as f64)),
-            )
-            .s("dying_method", method.describe())
-            .opt_i("dying_start", first_dying.map(|d| d as i64))
-            .opt_i("dying_end", last_dying.map(|d| d as i64))
-            .s("stat_file", &stat_file.display().to_string())
-            .u("reads", reads)
-            .opt_f("baseline_median_ms", baseline.map(memstat::round_ms))
-            .f("final_median_ms", memstat::round_ms(s.median))
-            .f("final_p99_ms", memstat::round_ms(s.p99))
-            .raw("checkpoints", json::array(&checkpoints)),
-    );
-    Ok(())
+    json::print(&DyingAnswer {
+        parent: parent.display().to_string(),
+        iterations: done,
+        stopped_by: if stop_errno.is_some() {
+            "refused"
+        } else {
+            "count"
+        },
+        errno: Errno::of(stop_errno),
+        elapsed_s: Num(elapsed),
+        ms_per_iteration: (done > 0).then(|| Num(memstat::round_ms(elapsed * 1e3 / done as f64))),
+        dying_method: method.describe(),
+        dying_start: first_dying,
+        dying_end: last_dying,
+        stat_file: stat_file.display().to_string(),
+        reads,
+        baseline_median_ms: baseline.map(|ms| Num(memstat::round_ms(ms))),
+        final_median_ms: Num(memstat::round_ms(s.median)),
+        final_p99_ms: Num(memstat::round_ms(s.p99)),
+        checkpoints,
+    })
 }
 
 #[cfg(test)]
@@ -279,5 +301,37 @@ mod tests {
         assert_eq!(v1_dying_estimate("cache 1\n", 4096), None);
         // `cache` must not match `total_cache` or `cache_x`
         assert_eq!(stat_field("total_cache 5\ncache 2\n", "cache"), Some(2));
+    }
+
+    #[test]
+    fn answer_keys_and_numbers() {
+        let s = stats::summarize(&[1.0, 2.0, 4.0]).unwrap();
+        let a = DyingAnswer {
+            parent: "/p".into(),
+            iterations: 10,
+            stopped_by: "count",
+            errno: Errno::of(None),
+            elapsed_s: Num(2.0),
+            ms_per_iteration: Some(Num(200.0)),
+            dying_method: Method::CgroupStat.describe(),
+            dying_start: Some(0),
+            dying_end: None,
+            stat_file: "/p/memory.stat".into(),
+            reads: 3,
+            baseline_median_ms: None,
+            final_median_ms: Num(0.5),
+            final_p99_ms: Num(4.0),
+            checkpoints: vec![Checkpoint {
+                iterations: 0,
+                dying: Some(7),
+                timing: TimingMs::of(&s),
+                ms_per_iteration: None,
+                elapsed_s: Num(0.25),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"parent":"/p","iterations":10,"stopped_by":"count","errno":null,"errno_name":null,"error":null,"elapsed_s":2,"ms_per_iteration":200,"dying_method":"cgroup.stat nr_dying_descendants","dying_start":0,"dying_end":null,"stat_file":"/p/memory.stat","reads":3,"baseline_median_ms":null,"final_median_ms":0.5,"final_p99_ms":4,"checkpoints":[{"iterations":0,"dying":7,"median_ms":2,"p99_ms":3.96,"min_ms":1,"max_ms":4,"mean_ms":2.333333,"ms_per_iteration":null,"elapsed_s":0.25}]}"#
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! `memcg-fill` and `memcg-rmdir`: create / remove numbered cgroup directories
 //! in one process (never a fork per cgroup).
 
-use crate::json::{self, Obj};
+use crate::json::{self, Errno, Num};
 use crate::util::{self, Fail, R};
+use serde::Serialize;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -25,6 +26,50 @@ pub fn parse_numbered(name: &str, prefix: &str) -> Option<u64> {
         return None;
     }
     rest.parse().ok()
+}
+
+/// `memcg-fill`'s answer.
+#[derive(Debug, Serialize)]
+pub struct FillAnswer<'a> {
+    pub root: &'a str,
+    pub prefix: &'a str,
+    pub start: u64,
+    pub created: u64,
+    pub limit: Option<u64>,
+    /// `limit`, `refused` (see [`is_refusal`]) or `error`.
+    pub stopped_by: &'a str,
+    #[serde(flatten)]
+    pub errno: Errno,
+    pub failed_path: Option<&'a str>,
+    pub elapsed_s: Num,
+    pub ns_per_mkdir: Option<Num>,
+}
+
+/// `memcg-rmdir`'s answer.
+#[derive(Debug, Serialize)]
+pub struct RmdirAnswer<'a> {
+    pub root: String,
+    pub prefix: &'a str,
+    pub found: u64,
+    pub removed: u64,
+    pub failed: u64,
+    pub remaining: u64,
+    pub first_error_path: Option<&'a str>,
+    #[serde(flatten)]
+    pub errno: Errno,
+    pub elapsed_s: Num,
+}
+
+/// `try-mkdir`'s answer: a failure is data here.
+#[derive(Debug, Serialize)]
+pub struct TryMkdirAnswer<'a> {
+    pub created: u64,
+    pub ok: bool,
+    pub failed_path: Option<&'a str>,
+    #[serde(flatten)]
+    pub errno: Errno,
+    pub refused: bool,
+    pub message: Option<String>,
 }
 
 fn check_prefix(prefix: &str) -> R<()> {
@@ -81,21 +126,18 @@ pub fn cmd_memcg_fill(args: &[String]) -> R<()> {
         Some(e) if is_refusal(e) => "refused",
         Some(_) => "error",
     };
-    let o = Obj::new()
-        .s("root", root)
-        .s("prefix", prefix)
-        .u("start", start)
-        .u("created", created)
-        .opt_i("limit", limit.map(|l| l as i64))
-        .s("stopped_by", stopped_by)
-        .errno(fail_errno)
-        .opt_s("failed_path", fail_errno.map(|_| failed_path.as_str()))
-        .f("elapsed_s", elapsed)
-        .opt_f(
-            "ns_per_mkdir",
-            (created > 0).then(|| elapsed * 1e9 / created as f64),
-        );
-    json::print(&o);
+    json::print(&FillAnswer {
+        root,
+        prefix,
+        start,
+        created,
+        limit,
+        stopped_by,
+        errno: Errno::of(fail_errno),
+        failed_path: fail_errno.map(|_| failed_path.as_str()),
+        elapsed_s: Num(elapsed),
+        ns_per_mkdir: (created > 0).then(|| Num(elapsed * 1e9 / created as f64)),
+    })?;
     if stopped_by == "error" {
         let e = fail_errno.unwrap_or(0);
         return Err(Fail::failed(format!(
@@ -158,21 +200,17 @@ pub fn cmd_memcg_rmdir(args: &[String]) -> R<()> {
         }
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    json::print(
-        &Obj::new()
-            .s("root", &root.display().to_string())
-            .s("prefix", prefix)
-            .u("found", found.len() as u64)
-            .u("removed", removed)
-            .u("failed", failed)
-            .u("remaining", found.len() as u64 - removed)
-            .opt_s(
-                "first_error_path",
-                first_err.as_ref().map(|(p, _)| p.as_str()),
-            )
-            .errno(first_err.as_ref().map(|(_, e)| *e))
-            .f("elapsed_s", elapsed),
-    );
+    json::print(&RmdirAnswer {
+        root: root.display().to_string(),
+        prefix,
+        found: found.len() as u64,
+        removed,
+        failed,
+        remaining: found.len() as u64 - removed,
+        first_error_path: first_err.as_ref().map(|(p, _)| p.as_str()),
+        errno: Errno::of(first_err.as_ref().map(|(_, e)| *e)),
+        elapsed_s: Num(elapsed),
+    })?;
     if let Some(c) = count {
         if removed < c {
             return Err(Fail::failed(format!(
@@ -211,20 +249,14 @@ pub fn cmd_try_mkdir(args: &[String]) -> R<()> {
         }
         created += 1;
     }
-    json::print(
-        &Obj::new()
-            .u("created", created)
-            .b("ok", fail.is_none())
-            .opt_s("failed_path", fail.map(|(p, _)| p))
-            .errno(fail.map(|(_, e)| e))
-            .b("refused", fail.is_some_and(|(_, e)| is_refusal(e)))
-            .opt_s(
-                "message",
-                fail.map(|(p, e)| format!("mkdir {p}: {}", util::strerror(e)))
-                    .as_deref(),
-            ),
-    );
-    Ok(())
+    json::print(&TryMkdirAnswer {
+        created,
+        ok: fail.is_none(),
+        failed_path: fail.map(|(p, _)| p),
+        errno: Errno::of(fail.map(|(_, e)| e)),
+        refused: fail.is_some_and(|(_, e)| is_refusal(e)),
+        message: fail.map(|(p, e)| format!("mkdir {p}: {}", util::strerror(e))),
+    })
 }
 
 #[cfg(test)]

@@ -1,11 +1,25 @@
 //! `inotify-exhaust`: create inotify instances as one (non-root) user until the
 //! kernel refuses; the limit `fs.inotify.max_user_instances` is per user.
 
-use crate::json::{self, Obj};
+use crate::json::{self, Errno};
 use crate::util::{self, Fail, R};
+use serde::Serialize;
 use std::path::Path;
 
 pub const MAX_USER_INSTANCES: &str = "/proc/sys/fs/inotify/max_user_instances";
+
+/// `inotify-exhaust`'s answer.
+#[derive(Debug, Serialize)]
+pub struct InotifyAnswer {
+    pub uid: u32,
+    pub max_user_instances: u64,
+    pub created: u64,
+    /// `refused` or `max`.
+    pub stopped_by: &'static str,
+    #[serde(flatten)]
+    pub errno: Errno,
+    pub rlimit_nofile: u64,
+}
 
 /// Parsed child report: "done CREATED ERRNO RLIMIT" or "err STEP ERRNO".
 #[derive(Debug, PartialEq, Eq)]
@@ -132,19 +146,14 @@ pub fn cmd_inotify_exhaust(args: &[String]) -> R<()> {
             rlimit,
         }) => {
             let errno = (errno != 0).then_some(errno);
-            json::print(
-                &Obj::new()
-                    .u("uid", uid as u64)
-                    .u("max_user_instances", limit)
-                    .u("created", created)
-                    .s(
-                        "stopped_by",
-                        if errno.is_some() { "refused" } else { "max" },
-                    )
-                    .errno(errno)
-                    .u("rlimit_nofile", rlimit),
-            );
-            Ok(())
+            json::print(&InotifyAnswer {
+                uid,
+                max_user_instances: limit,
+                created,
+                stopped_by: if errno.is_some() { "refused" } else { "max" },
+                errno: Errno::of(errno),
+                rlimit_nofile: rlimit,
+            })
         }
         Some(ChildReport::Err { step, errno }) => Err(Fail::failed(format!(
             "{step}({uid}): {}",

@@ -1,107 +1,61 @@
-//! JSON output: an order-preserving object builder, result-line emission to
-//! `$REPRO_RESULT`, and the `emit` / `json-get` subcommands.
+//! JSON output: printing a subcommand's answer (a `Serialize` struct),
+//! result-line emission to `$REPRO_RESULT` through the contract type shared
+//! with the harness, and the `emit` / `json-get` subcommands.
 
+use crate::result_line::{self, ResultLine, Verdict};
 use crate::util::{Fail, R};
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 use std::io::Write;
 
-/// Builds one JSON object, keeping keys in insertion order.
-#[derive(Debug, Default, Clone)]
-pub struct Obj {
-    parts: Vec<String>,
-}
+/// An `f64` in an answer: integral values print as integers (`3`, not
+/// `3.0`), NaN and infinities as `null`. Scripts pass these values on to
+/// `emit metric`, so `3` must stay `3`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Num(pub f64);
 
-fn quote(s: &str) -> String {
-    serde_json::to_string(s).expect("strings always serialize")
-}
-
-/// JSON for an f64: integral values as integers (`3`, not `3.0`), others as
-/// shortest round-trip text; NaN/inf become null.
-pub fn num_f(x: f64) -> String {
-    if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e15 {
-        format!("{}", x as i64)
-    } else if x.is_finite() {
-        serde_json::Number::from_f64(x)
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| "null".into())
-    } else {
-        "null".into()
+impl Serialize for Num {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        result_line::compact_number(&self.0, s)
     }
 }
 
-impl Obj {
-    pub fn new() -> Obj {
-        Obj::default()
-    }
-    fn push(mut self, k: &str, raw: String) -> Obj {
-        self.parts.push(format!("{}:{}", quote(k), raw));
-        self
-    }
-    pub fn s(self, k: &str, v: &str) -> Obj {
-        let q = quote(v);
-        self.push(k, q)
-    }
-    pub fn opt_s(self, k: &str, v: Option<&str>) -> Obj {
-        match v {
-            Some(v) => self.s(k, v),
-            None => self.push(k, "null".into()),
+/// An errno as three fields of an answer: `errno` (number), `errno_name`,
+/// `error` (strerror text); all `null` when there was no error.
+/// Embed it with `#[serde(flatten)]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Errno {
+    pub errno: Option<i32>,
+    pub errno_name: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Errno {
+    pub fn of(e: Option<i32>) -> Errno {
+        Errno {
+            errno: e,
+            errno_name: e.map(crate::util::errno_name),
+            error: e.map(crate::util::strerror),
         }
     }
-    pub fn i(self, k: &str, v: i64) -> Obj {
-        self.push(k, v.to_string())
-    }
-    pub fn u(self, k: &str, v: u64) -> Obj {
-        self.push(k, v.to_string())
-    }
-    pub fn opt_i(self, k: &str, v: Option<i64>) -> Obj {
-        self.push(k, v.map(|v| v.to_string()).unwrap_or_else(|| "null".into()))
-    }
-    pub fn f(self, k: &str, v: f64) -> Obj {
-        self.push(k, num_f(v))
-    }
-    pub fn opt_f(self, k: &str, v: Option<f64>) -> Obj {
-        self.push(k, v.map(num_f).unwrap_or_else(|| "null".into()))
-    }
-    pub fn b(self, k: &str, v: bool) -> Obj {
-        self.push(k, v.to_string())
-    }
-    /// Insert already-serialized JSON (a nested object or array).
-    pub fn raw(self, k: &str, json: String) -> Obj {
-        self.push(k, json)
-    }
-    /// An errno as three fields: `errno` (number), `errno_name`, `error` (strerror text).
-    pub fn errno(self, e: Option<i32>) -> Obj {
-        match e {
-            Some(e) => self
-                .i("errno", e as i64)
-                .s("errno_name", &crate::util::errno_name(e))
-                .s("error", &crate::util::strerror(e)),
-            None => self
-                .push("errno", "null".into())
-                .push("errno_name", "null".into())
-                .push("error", "null".into()),
-        }
-    }
-    pub fn build(&self) -> String {
-        format!("{{{}}}", self.parts.join(","))
-    }
 }
 
-/// Serialize a list of already-built JSON values as an array.
-pub fn array(items: &[String]) -> String {
-    format!("[{}]", items.join(","))
-}
-
-/// Print one object on stdout (the subcommand's machine-readable answer).
-pub fn print(o: &Obj) {
+/// Print a subcommand's machine-readable answer on stdout, one line. A
+/// closed stdout is ignored (the work is done; the exit status still tells).
+pub fn print<T: Serialize>(answer: &T) -> R<()> {
+    let line = serde_json::to_string(answer)
+        .map_err(|e| Fail::failed(format!("serialize the answer: {e}")))?;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", o.build());
+    let _ = writeln!(out, "{line}");
     let _ = out.flush();
+    Ok(())
 }
 
-/// Append one JSON line to `$REPRO_RESULT` (stdout when unset, for manual use).
-pub fn append_result(line: &str) -> R<()> {
-    let mut data = line.to_string();
+/// Append one result line to `$REPRO_RESULT` (stdout when unset, for manual use).
+pub fn append_result(line: &ResultLine) -> R<()> {
+    let mut data = line
+        .to_json()
+        .map_err(|e| Fail::failed(format!("serialize a result line: {e}")))?;
     data.push('\n');
     match std::env::var_os("REPRO_RESULT") {
         Some(p) if !p.is_empty() => {
@@ -123,65 +77,37 @@ pub fn append_result(line: &str) -> R<()> {
     }
 }
 
-/// True when `s` is exactly a JSON number (no surrounding space, no leading zeros,
-/// no `inf`/`nan`), so `emit metric` stores it as a number.
-pub fn is_json_number(s: &str) -> bool {
+/// The JSON number `s` is, when it is exactly one (no surrounding space, no
+/// leading zeros, no `inf`/`nan`), so `emit metric` stores it as a number.
+pub fn json_number(s: &str) -> Option<Value> {
     if s.is_empty() || s.trim() != s {
-        return false;
+        return None;
     }
-    matches!(serde_json::from_str::<Value>(s), Ok(Value::Number(_)))
+    match serde_json::from_str::<Value>(s) {
+        Ok(v @ Value::Number(_)) => Some(v),
+        _ => None,
+    }
 }
 
-pub fn metric_line(name: &str, value: &str, unit: Option<&str>, force_string: bool) -> String {
-    let v = if !force_string && is_json_number(value) {
-        value.to_string()
-    } else {
-        quote(value)
+/// A metric line from the command line's text: a number when the text is
+/// one (and `--string` was not given), else a string.
+pub fn metric_line(name: &str, value: &str, unit: Option<&str>, force_string: bool) -> ResultLine {
+    let v = match json_number(value) {
+        Some(n) if !force_string => n,
+        _ => Value::String(value.to_string()),
     };
-    let mut o = Obj::new().s("metric", name).raw("value", v);
-    if let Some(u) = unit.filter(|u| !u.is_empty()) {
-        o = o.s("unit", u);
-    }
-    o.build()
-}
-
-pub fn series_line(name: &str, x: f64, y: f64, x_unit: &str, y_unit: &str) -> String {
-    Obj::new()
-        .s("series", name)
-        .f("x", x)
-        .f("y", y)
-        .s("x_unit", x_unit)
-        .s("y_unit", y_unit)
-        .build()
-}
-
-pub const OUTCOMES: &[&str] = &["reproduced", "not-reproduced", "skipped"];
-
-pub fn outcome_line(outcome: &str, reason: &str) -> R<String> {
-    if !OUTCOMES.contains(&outcome) {
-        return Err(Fail::usage(format!(
-            "outcome must be one of {} (error/timeout/crashed belong to the harness), got {outcome:?}",
-            OUTCOMES.join("|")
-        )));
-    }
-    Ok(Obj::new().s("outcome", outcome).s("reason", reason).build())
-}
-
-pub fn log_line(text: &str) -> String {
-    Obj::new().s("log", text).build()
+    ResultLine::metric(name, v, unit)
 }
 
 /// Emit a series point directly (used by measuring subcommands).
 pub fn emit_series(name: &str, x: f64, y: f64, x_unit: &str, y_unit: &str) -> R<()> {
-    append_result(&series_line(name, x, y, x_unit, y_unit))
+    append_result(&ResultLine::series(name, x, y, x_unit, y_unit))
 }
 
-fn parse_number(what: &str, s: &str) -> R<()> {
-    if is_json_number(s) {
-        Ok(())
-    } else {
-        Err(Fail::usage(format!("{what} must be a number, got {s:?}")))
-    }
+fn parse_number(what: &str, s: &str) -> R<f64> {
+    json_number(s)
+        .and_then(|v| v.as_f64())
+        .ok_or_else(|| Fail::usage(format!("{what} must be a number, got {s:?}")))
 }
 
 /// `repro-kit emit metric NAME VALUE [UNIT] [--string]` and friends.
@@ -207,16 +133,9 @@ pub fn cmd_emit(args: &[String]) -> R<()> {
             if pos.len() != 6 {
                 return Err(Fail::usage("usage: emit series NAME X Y X_UNIT Y_UNIT"));
             }
-            parse_number("X", &pos[2])?;
-            parse_number("Y", &pos[3])?;
-            // Keep the caller's exact number text (e.g. integers stay integers).
-            Obj::new()
-                .s("series", &pos[1])
-                .raw("x", pos[2].clone())
-                .raw("y", pos[3].clone())
-                .s("x_unit", &pos[4])
-                .s("y_unit", &pos[5])
-                .build()
+            let x = parse_number("X", &pos[2])?;
+            let y = parse_number("Y", &pos[3])?;
+            ResultLine::series(&pos[1], x, y, &pos[4], &pos[5])
         }
         "outcome" => {
             if pos.len() < 3 {
@@ -224,13 +143,16 @@ pub fn cmd_emit(args: &[String]) -> R<()> {
                     "usage: emit outcome reproduced|not-reproduced|skipped REASON",
                 ));
             }
-            outcome_line(&pos[1], &pos[2..].join(" "))?
+            let verdict: Verdict = pos[1]
+                .parse()
+                .map_err(|e: result_line::LineError| Fail::usage(e.to_string()))?;
+            ResultLine::outcome(verdict, &pos[2..].join(" "))
         }
         "log" => {
             if pos.len() < 2 {
                 return Err(Fail::usage("usage: emit log TEXT"));
             }
-            log_line(&pos[1..].join(" "))
+            ResultLine::log(&pos[1..].join(" "))
         }
         _ => return Err(Fail::usage("usage: emit metric|series|outcome|log ...")),
     };
@@ -303,31 +225,36 @@ mod tests {
     #[test]
     fn numbers() {
         for n in ["0", "65533", "-1", "0.31", "1e5", "1.5E-3"] {
-            assert!(is_json_number(n), "{n}");
+            assert!(json_number(n).is_some(), "{n}");
         }
         for s in [
-            "", " 1", "1 ", "01", "inf", "NaN", "0x10", "1.", ".5", "ENOSPC", "1,5",
+            "", " 1", "1 ", "01", "inf", "NaN", "0x10", "1.", ".5", "ENOSPC", "1,5", "1e400",
         ] {
-            assert!(!is_json_number(s), "{s}");
+            assert!(json_number(s).is_none(), "{s}");
         }
     }
 
     #[test]
     fn metric_escaping() {
+        let json = |l: ResultLine| l.to_json().unwrap();
         assert_eq!(
-            metric_line("created", "65533", Some("cgroups"), false),
+            json(metric_line("created", "65533", Some("cgroups"), false)),
             r#"{"metric":"created","value":65533,"unit":"cgroups"}"#
         );
         assert_eq!(
-            metric_line("v", "1.9", None, true),
+            json(metric_line("v", "1.9", None, true)),
             r#"{"metric":"v","value":"1.9"}"#
         );
-        let l = metric_line(
+        assert_eq!(
+            json(metric_line("r", "1.50", None, false)),
+            r#"{"metric":"r","value":1.5}"#
+        );
+        let l = json(metric_line(
             "sig",
             "mkdir \"/a\\b\": No space\nleft\t\u{1}é",
             Some(""),
             false,
-        );
+        ));
         let v: Value = serde_json::from_str(&l).unwrap();
         assert_eq!(v["value"], "mkdir \"/a\\b\": No space\nleft\t\u{1}é");
         assert!(v.get("unit").is_none());
@@ -335,34 +262,66 @@ mod tests {
     }
 
     #[test]
-    fn series_and_outcome() {
-        assert_eq!(
-            series_line("memory_stat_median_ms", 1000.0, 0.31, "dying memcgs", "ms"),
-            r#"{"series":"memory_stat_median_ms","x":1000,"y":0.31,"x_unit":"dying memcgs","y_unit":"ms"}"#
-        );
-        assert_eq!(
-            outcome_line("skipped", "no \"memory\"").unwrap(),
-            r#"{"outcome":"skipped","reason":"no \"memory\""}"#
-        );
-        assert_eq!(outcome_line("error", "x").unwrap_err().code, 2);
-        assert_eq!(num_f(f64::NAN), "null");
-        assert_eq!(num_f(-0.0), "0");
-        assert_eq!(num_f(2.5e-7), "2.5e-7");
-        assert_eq!(num_f(1e20), "1e+20");
+    fn harness_reads_the_same_value_as_from_the_callers_text() {
+        // The number text is normalised ("1e5" becomes 100000.0), the value
+        // the harness parses is not: integers are exact, and so are the
+        // decimals scripts pass on (kit answers' shortest round-trip text,
+        // shell arithmetic, awk's printf). Only mantissas beyond 17 digits
+        // or huge exponents may land one ULP away: serde_json's default
+        // float parser (no `float_roundtrip`) rounds twice there.
+        for n in [
+            "65533",
+            "-1",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "0.31",
+            "1.50",
+            "1e5",
+            "-0",
+            "1.5E-3",
+            "2.5e-7",
+            "0.123456789012345",
+            "98765.4321",
+            "1.2345678901234567",
+            "0.30000000000000004",
+            "123456.78901234567",
+        ] {
+            let raw = format!(r#"{{"metric":"m","value":{n}}}"#);
+            let ours = metric_line("m", n, None, false).to_json().unwrap();
+            assert_eq!(result_line::parse(&ours), result_line::parse(&raw), "{n}");
+            let raw = format!(r#"{{"series":"s","x":{n},"y":{n},"x_unit":"","y_unit":""}}"#);
+            let p = parse_number("X", n).unwrap();
+            let ours = ResultLine::series("s", p, p, "", "").to_json().unwrap();
+            assert_eq!(result_line::parse(&ours), result_line::parse(&raw), "{n}");
+        }
     }
 
     #[test]
-    fn obj_builder_order_and_errno() {
-        let s = Obj::new()
-            .s("b", "x")
-            .i("a", -2)
-            .errno(Some(libc::ENOSPC))
-            .build();
+    fn answers_keep_integral_floats_integral_and_flatten_errno() {
+        #[derive(Serialize)]
+        struct Answer {
+            b: &'static str,
+            a: i64,
+            #[serde(flatten)]
+            errno: Errno,
+            whole: Num,
+            part: Num,
+            none: Option<Num>,
+        }
+        let s = serde_json::to_string(&Answer {
+            b: "x",
+            a: -2,
+            errno: Errno::of(Some(libc::ENOSPC)),
+            whole: Num(1000.0),
+            part: Num(0.31),
+            none: None,
+        })
+        .unwrap();
         assert_eq!(
             s,
-            r#"{"b":"x","a":-2,"errno":28,"errno_name":"ENOSPC","error":"No space left on device"}"#
+            r#"{"b":"x","a":-2,"errno":28,"errno_name":"ENOSPC","error":"No space left on device","whole":1000,"part":0.31,"none":null}"#
         );
-        let n = Obj::new().errno(None).build();
+        let n = serde_json::to_string(&Errno::of(None)).unwrap();
         assert_eq!(n, r#"{"errno":null,"errno_name":null,"error":null}"#);
     }
 

@@ -2,11 +2,24 @@
 //! allocate (and keep) memory charged to it: files with their inodes, dentries
 //! and pages, negative dentries, sockets and pipes.
 
-use crate::json::{self, Obj};
+use crate::json::{self, Num};
 use crate::util::{self, Fail, R};
+use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// `kmem-workload`'s answer.
+#[derive(Debug, Serialize)]
+pub struct KmemAnswer {
+    pub cgroup: String,
+    pub dir: String,
+    pub files: u64,
+    pub file_bytes: u64,
+    pub dentries: u64,
+    pub sockets: u64,
+    pub elapsed_s: Num,
+}
 
 fn work(dir: &Path, files: u64, file_bytes: usize, dentries: u64, sockets: u64) -> i32 {
     let res = (|| -> std::io::Result<()> {
@@ -72,15 +85,13 @@ pub fn cmd_kmem_workload(args: &[String]) -> R<()> {
     let t0 = Instant::now();
     let st = util::run_in_cgroup(&cgroup, || work(&dir, files, file_bytes, dentries, sockets))?;
     util::check_child(st, &format!("kmem workload in {}", cgroup.display()))?;
-    json::print(
-        &Obj::new()
-            .s("cgroup", &cgroup.display().to_string())
-            .s("dir", &dir.display().to_string())
-            .u("files", files)
-            .u("file_bytes", file_bytes as u64)
-            .u("dentries", dentries)
-            .u("sockets", sockets)
-            .f("elapsed_s", t0.elapsed().as_secs_f64()),
-    );
-    Ok(())
+    json::print(&KmemAnswer {
+        cgroup: cgroup.display().to_string(),
+        dir: dir.display().to_string(),
+        files,
+        file_bytes: file_bytes as u64,
+        dentries,
+        sockets,
+        elapsed_s: Num(t0.elapsed().as_secs_f64()),
+    })
 }

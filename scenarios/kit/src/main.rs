@@ -11,6 +11,11 @@ mod json;
 mod kmem;
 mod memstat;
 mod procscan;
+/// The result-line contract, shared with the harness (which parses what the
+/// kit writes); the kit uses its writing half.
+#[allow(dead_code)]
+#[path = "../../../harness/src/result_line.rs"]
+mod result_line;
 mod slices;
 mod stats;
 mod util;

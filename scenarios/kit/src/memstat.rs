@@ -1,9 +1,10 @@
 //! `memstat-time`: time N whole-file reads (open, read to EOF, close, like
 //! `cat`) of a file such as memory.stat.
 
-use crate::json::{self, Obj};
+use crate::json::{self, Num};
 use crate::stats::{self, Summary};
 use crate::util::{Fail, R};
+use serde::Serialize;
 use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
@@ -32,12 +33,37 @@ pub fn round_ms(ms: f64) -> f64 {
     (ms * 1e6).round() / 1e6
 }
 
-pub fn summary_obj(o: Obj, s: &Summary) -> Obj {
-    o.f("median_ms", round_ms(s.median))
-        .f("p99_ms", round_ms(s.p99))
-        .f("min_ms", round_ms(s.min))
-        .f("max_ms", round_ms(s.max))
-        .f("mean_ms", round_ms(s.mean))
+/// A timing summary in an answer, milliseconds rounded by [`round_ms`].
+/// Embed it with `#[serde(flatten)]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TimingMs {
+    pub median_ms: Num,
+    pub p99_ms: Num,
+    pub min_ms: Num,
+    pub max_ms: Num,
+    pub mean_ms: Num,
+}
+
+impl TimingMs {
+    pub fn of(s: &Summary) -> TimingMs {
+        TimingMs {
+            median_ms: Num(round_ms(s.median)),
+            p99_ms: Num(round_ms(s.p99)),
+            min_ms: Num(round_ms(s.min)),
+            max_ms: Num(round_ms(s.max)),
+            mean_ms: Num(round_ms(s.mean)),
+        }
+    }
+}
+
+/// `memstat-time`'s answer.
+#[derive(Debug, Serialize)]
+pub struct MemstatAnswer<'a> {
+    pub file: &'a str,
+    pub reads: u64,
+    pub bytes: u64,
+    #[serde(flatten)]
+    pub timing: TimingMs,
 }
 
 pub fn cmd_memstat_time(args: &[String]) -> R<()> {
@@ -50,12 +76,10 @@ pub fn cmd_memstat_time(args: &[String]) -> R<()> {
     }
     let (ms, bytes) = time_reads(Path::new(file), reads)?;
     let s = stats::summarize(&ms).expect("reads >= 1");
-    json::print(&summary_obj(
-        Obj::new()
-            .s("file", file)
-            .u("reads", reads)
-            .u("bytes", bytes as u64),
-        &s,
-    ));
-    Ok(())
+    json::print(&MemstatAnswer {
+        file,
+        reads,
+        bytes: bytes as u64,
+        timing: TimingMs::of(&s),
+    })
 }

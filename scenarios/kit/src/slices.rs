@@ -12,8 +12,9 @@
 //! under TCG; this reaches the kubelet's 50/s.
 
 use crate::args::{self, Spec};
-use crate::json::{self, Obj};
+use crate::json::{self, Num};
 use crate::util::{Fail, R};
+use serde::Serialize;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -425,6 +426,33 @@ fn watch_tree(
 
 // ---- the subcommand ----------------------------------------------------------------
 
+/// `slice-churn`'s answer.
+#[derive(Debug, Serialize)]
+pub struct ChurnAnswer {
+    pub pairs: u64,
+    pub elapsed_s: Num,
+    pub rate: Num,
+    pub target_rate: Num,
+    pub start_errors: u64,
+    pub stop_errors: u64,
+    pub first_error: Option<String>,
+    pub pid1_cpu_s: Num,
+    pub pid1_cpu_percent: Num,
+    /// Present with `--watch` only.
+    #[serde(flatten)]
+    pub watcher: Option<WatcherAnswer>,
+}
+
+/// The cAdvisor-like watcher's part of `slice-churn`'s answer.
+#[derive(Debug, Serialize)]
+pub struct WatcherAnswer {
+    pub watched_dirs: u64,
+    pub created_seen: u64,
+    pub vanished_before_watch: u64,
+    pub watch_errors: u64,
+    pub first_watch_error: Option<String>,
+}
+
 pub fn cmd_slice_churn(argv: &[String]) -> R<()> {
     const SPEC: &Spec = &[
         ("rate", true),
@@ -528,26 +556,24 @@ pub fn cmd_slice_churn(argv: &[String]) -> R<()> {
     let cpu = pid_ticks(1) - cpu0;
     stop.store(true, Ordering::SeqCst);
     let w = watcher.map(|h| h.join().unwrap_or_default());
-    let mut o = Obj::new()
-        .u("pairs", pairs)
-        .f("elapsed_s", elapsed)
-        .f("rate", pairs as f64 / elapsed)
-        .f("target_rate", rate)
-        .u("start_errors", start_err)
-        .u("stop_errors", stop_err)
-        .opt_s("first_error", first_error.as_deref())
-        .f("pid1_cpu_s", cpu as f64 / hz)
-        .f("pid1_cpu_percent", cpu as f64 / hz / elapsed * 100.0);
-    if let Some(w) = w {
-        o = o
-            .u("watched_dirs", w.watched)
-            .u("created_seen", w.created_seen)
-            .u("vanished_before_watch", w.vanished)
-            .u("watch_errors", w.vanished + w.other_errors)
-            .opt_s("first_watch_error", w.first_error.as_deref());
-    }
-    json::print(&o);
-    Ok(())
+    json::print(&ChurnAnswer {
+        pairs,
+        elapsed_s: Num(elapsed),
+        rate: Num(pairs as f64 / elapsed),
+        target_rate: Num(rate),
+        start_errors: start_err,
+        stop_errors: stop_err,
+        first_error,
+        pid1_cpu_s: Num(cpu as f64 / hz),
+        pid1_cpu_percent: Num(cpu as f64 / hz / elapsed * 100.0),
+        watcher: w.map(|w| WatcherAnswer {
+            watched_dirs: w.watched,
+            created_seen: w.created_seen,
+            vanished_before_watch: w.vanished,
+            watch_errors: w.vanished + w.other_errors,
+            first_watch_error: w.first_error,
+        }),
+    })
 }
 
 #[cfg(test)]
@@ -617,6 +643,38 @@ mod tests {
             Some("org.freedesktop.systemd1.NoSuchUnit")
         );
         assert_eq!(r.first_string.as_deref(), Some("Unit x.slice not loaded."));
+    }
+
+    #[test]
+    fn answer_has_watcher_keys_only_with_a_watcher() {
+        let mut a = ChurnAnswer {
+            pairs: 3,
+            elapsed_s: Num(1.5),
+            rate: Num(2.0),
+            target_rate: Num(50.0),
+            start_errors: 0,
+            stop_errors: 1,
+            first_error: None,
+            pid1_cpu_s: Num(0.01),
+            pid1_cpu_percent: Num(0.5),
+            watcher: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"pairs":3,"elapsed_s":1.5,"rate":2,"target_rate":50,"start_errors":0,"stop_errors":1,"first_error":null,"pid1_cpu_s":0.01,"pid1_cpu_percent":0.5}"#
+        );
+        a.watcher = Some(WatcherAnswer {
+            watched_dirs: 4,
+            created_seen: 2,
+            vanished_before_watch: 1,
+            watch_errors: 1,
+            first_watch_error: Some("gone".into()),
+        });
+        let s = serde_json::to_string(&a).unwrap();
+        assert!(
+            s.ends_with(r#""pid1_cpu_percent":0.5,"watched_dirs":4,"created_seen":2,"vanished_before_watch":1,"watch_errors":1,"first_watch_error":"gone"}"#),
+            "{s}"
+        );
     }
 
     #[test]

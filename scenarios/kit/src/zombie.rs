@@ -7,13 +7,35 @@
 //!
 //! `zombie-cron-runner` is the runner alone (what tini executes).
 
-use crate::json::{self, Obj};
+use crate::json::{self, Errno, Num};
 use crate::procscan;
 use crate::util::{self, Fail, R};
+use serde::Serialize;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// `zombie-cron`'s answer.
+#[derive(Debug, Serialize)]
+pub struct ZombieAnswer<'a> {
+    pub init: &'a str,
+    pub interval_ms: u64,
+    pub pids_max: Option<String>,
+    pub jobs: u64,
+    /// `fork-failure`, `init-exited` or `time-limit`.
+    pub stopped_by: &'static str,
+    pub fork_failed: bool,
+    pub failed_in: Option<String>,
+    #[serde(flatten)]
+    pub errno: Errno,
+    pub zombies_at_end: u64,
+    pub zombies_max: u64,
+    pub procs_at_end: u64,
+    pub pids_current_at_end: Option<u64>,
+    pub samples: u64,
+    pub elapsed_s: Num,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
@@ -337,22 +359,23 @@ pub fn cmd_zombie_cron(args: &[String]) -> R<()> {
             )));
         }
     }
-    let o = Obj::new()
-        .s("init", init)
-        .u("interval_ms", interval_ms)
-        .opt_s("pids_max", pids_max.as_deref())
-        .u("jobs", jobs)
-        .s("stopped_by", stopped_by)
-        .b("fork_failed", fail.is_some())
-        .opt_s("failed_in", fail.as_ref().map(|(w, _)| w.as_str()))
-        .errno(fail.as_ref().map(|(_, e)| *e))
-        .u("zombies_at_end", last.zombies)
-        .u("zombies_max", zombies_max)
-        .u("procs_at_end", last.procs)
-        .opt_i("pids_current_at_end", last_pids.map(|v| v as i64))
-        .u("samples", samples)
-        .f("elapsed_s", elapsed);
-    json::print(&o);
+    let errno = Errno::of(fail.as_ref().map(|(_, e)| *e));
+    json::print(&ZombieAnswer {
+        init,
+        interval_ms,
+        pids_max,
+        jobs,
+        stopped_by,
+        fork_failed: fail.is_some(),
+        failed_in: fail.map(|(who, _)| who),
+        errno,
+        zombies_at_end: last.zombies,
+        zombies_max,
+        procs_at_end: last.procs,
+        pids_current_at_end: last_pids,
+        samples,
+        elapsed_s: Num(elapsed),
+    })?;
     if stopped_by == "init-exited" {
         return Err(Fail::failed(
             "the namespace's init exited before any fork failed",
