@@ -25,6 +25,11 @@ fn main() {
         "cargo:rerun-if-changed={}",
         workspace.join("Cargo.lock").display()
     );
+    // The kit compiles the harness's result-line contract with #[path].
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("src/result_line.rs").display()
+    );
 
     let dest = out_dir.join("repro-kit");
     if let Ok(prebuilt) = env::var("REPRO_KIT_BIN") {
