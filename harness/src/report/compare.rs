@@ -286,7 +286,7 @@ impl Comparison {
 mod tests {
     use super::*;
     use crate::model::Outcome::*;
-    use crate::report::markdown::tests::cell;
+    use crate::report::fixtures::cell;
     use crate::report::summary::tests::summary;
     use rstest::rstest;
 

@@ -844,7 +844,7 @@ fn plot(o: &mut String, scenario: &str, name: &str, lines: &[Line]) {
 mod tests {
     use super::*;
     use crate::model::{Outcome, Series};
-    use crate::report::markdown::tests::mixed;
+    use crate::report::fixtures::mixed;
     use rstest::rstest;
 
     fn with_series() -> RunSummary {

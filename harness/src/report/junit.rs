@@ -262,7 +262,7 @@ pub fn junit(s: &RunSummary) -> String {
 mod tests {
     use super::*;
     use crate::model::Outcome::*;
-    use crate::report::markdown::tests::{cell, mixed};
+    use crate::report::fixtures::{cell, mixed};
     use crate::report::summary::Expect;
     use quick_junit::{Report, TestCaseStatus};
     use rstest::rstest;

@@ -33,7 +33,7 @@ pub fn render_all(s: &RunSummary, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::markdown::tests::mixed;
+    use crate::report::fixtures::mixed;
 
     #[test]
     fn writes_every_report_and_rereads_the_summary() {
