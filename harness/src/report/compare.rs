@@ -16,6 +16,7 @@
 
 use super::markdown::first_line;
 use super::summary::{CellRecord, Expect, RunSummary, Status};
+use super::symbols::{status_symbol, Glyphs};
 use crate::model::Outcome;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -242,12 +243,15 @@ impl Comparison {
             esc(&self.new_run).replace('`', "'"),
             esc(&self.old_run).replace('`', "'")
         );
-        let head = if self.has_regressions() {
-            "❌ "
-        } else {
-            "✅ "
-        };
-        let _ = writeln!(out, "**{head}{}**\n", self.counts());
+        let head = status_symbol(
+            if self.has_regressions() {
+                Status::Failed
+            } else {
+                Status::Passed
+            },
+            Glyphs::Emoji,
+        );
+        let _ = writeln!(out, "**{head} {}**\n", self.counts());
         for (title, lines) in self.sections() {
             if lines.is_empty() {
                 continue;

@@ -12,52 +12,18 @@ use super::markdown::{
     attempt_fraction, case_name, first_line, format_number, grids, key_metric, problem,
     representative, status_counts, Grid,
 };
-use super::summary::{CellRecord, Expect, RunSummary, Status};
-use crate::model::{Attempt, Outcome, Series};
+use super::summary::{CellRecord, RunSummary, Status};
+use super::symbols::{css_class, legend, marker, outcome_symbol, status_symbol, Glyphs};
+use crate::model::{Attempt, Series};
 use std::fmt::Write as _;
 
-// The page uses symbols that common text fonts have (DejaVu, Liberation,
-// the system UI fonts), not colour emoji as `summary.md` does: a browser
-// without an emoji font would show empty boxes.
+/// The page draws with text-font symbols, not colour emoji (see
+/// [`Glyphs::Text`]).
+const GLYPHS: Glyphs = Glyphs::Text;
 
-fn outcome_symbol(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Reproduced => "●",
-        Outcome::NotReproduced => "○",
-        Outcome::Skipped => "–",
-        Outcome::Crashed => "☠\u{fe0e}",
-        Outcome::Timeout => "◷",
-        Outcome::Error => "⚙\u{fe0e}",
-        Outcome::Cancelled => "×",
-    }
-}
-
-fn status_symbol(s: Status) -> &'static str {
-    match s {
-        Status::Passed => "✔\u{fe0e}",
-        Status::Failed => "✘",
-        Status::Flaky => "⚠\u{fe0e}",
-        Status::Error => "⚙\u{fe0e}",
-        Status::Cancelled => "×",
-    }
-}
-
-/// Same rule as the Markdown marker: none for error/cancelled (the outcome
-/// symbol says it) and for an unjudged cell whose attempts agree.
-fn status_marker(c: &CellRecord) -> &'static str {
-    match c.status() {
-        Status::Passed if c.expect == Expect::Any && !c.is_flaky() => "",
-        Status::Passed if c.expect == Expect::Any => status_symbol(Status::Flaky),
-        Status::Error | Status::Cancelled => "",
-        st => status_symbol(st),
-    }
-}
-
-const LEGEND: &str = "● reproduced · ○ not reproduced · – skipped · ☠\u{fe0e} crashed · \
-◷ timeout · ⚙\u{fe0e} error · × cancelled · ✔\u{fe0e} as expected · ✘ not as expected · \
-⚠\u{fe0e} flaky (attempts disagree) · n/m: attempts with that outcome · \
-colour: green passed, red failed, amber flaky, violet error, grey cancelled, \
-blue recorded without expectation";
+/// What the cell colours mean, after the symbols' legend.
+const COLOUR_LEGEND: &str = "colour: green passed, red failed, amber flaky, violet error, \
+grey cancelled, blue recorded without expectation";
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub(crate) fn esc(s: &str) -> String {
@@ -100,17 +66,6 @@ pub(crate) fn href(path: &str) -> String {
         }
     }
     esc(&out)
-}
-
-fn status_class(c: &CellRecord) -> &'static str {
-    match c.status() {
-        Status::Passed if c.expect == Expect::Any => "st-recorded",
-        Status::Passed => "st-passed",
-        Status::Failed => "st-failed",
-        Status::Flaky => "st-flaky",
-        Status::Error => "st-error",
-        Status::Cancelled => "st-cancelled",
-    }
 }
 
 const CSS: &str = r#"
@@ -226,7 +181,7 @@ fn header(o: &mut String, s: &RunSummary) {
                 o,
                 "<span class=\"pill p-{0}\">{1} {n} {0}</span>",
                 st.as_str(),
-                status_symbol(st)
+                status_symbol(st, GLYPHS)
             );
         }
     }
@@ -334,12 +289,12 @@ fn cell_html(o: &mut String, c: &CellRecord, varying: &[String]) {
     let _ = write!(
         o,
         "<td class=\"cell {}\" title=\"{}\"><div class=\"oc\"><span class=\"sym\">{}</span>{}",
-        status_class(c),
+        css_class(c),
         esc(&tip),
-        outcome_symbol(outcome),
+        outcome_symbol(outcome, GLYPHS),
         esc(outcome.as_str())
     );
-    let marker = status_marker(c);
+    let marker = marker(c, GLYPHS);
     if !marker.is_empty() {
         let _ = write!(o, " <span class=\"mk\">{marker}</span>");
     }
@@ -394,7 +349,11 @@ fn results(o: &mut String, grids: &[Grid]) {
         }
         o.push_str("</tbody></table>\n");
     }
-    let _ = writeln!(o, "<p class=\"legend\">{}</p></section>", esc(LEGEND));
+    let _ = writeln!(
+        o,
+        "<p class=\"legend\">{} · {COLOUR_LEGEND}</p></section>",
+        esc(&legend(GLYPHS))
+    );
 }
 
 fn problems(o: &mut String, grids: &[Grid]) {
@@ -412,8 +371,8 @@ fn problems(o: &mut String, grids: &[Grid]) {
             let _ = write!(
                 o,
                 "<div class=\"problem {}\"><div><span class=\"sym\">{}</span><code>{}</code>: {}</div>",
-                status_class(c),
-                status_symbol(st),
+                css_class(c),
+                status_symbol(st, GLYPHS),
                 esc(&case_name(c, &g.varying)),
                 esc(&problem(c))
             );
@@ -904,6 +863,11 @@ mod tests {
             "Kernel panic - not syncing: Out of memory\nCPU: 0 PID: 1",
             "error in boot: qemu exited with status 1",
             "<span class=\"pill p-failed\">✘ 1 failed</span>",
+            "<p class=\"legend\">● reproduced · ○ not reproduced · – skipped · ☠\u{fe0e} crashed · \
+             ◷ timeout · ⚙\u{fe0e} error · × cancelled · ✔\u{fe0e} as expected · ✘ not as expected · \
+             ⚠\u{fe0e} flaky (attempts disagree) · n/m: attempts with that outcome · \
+             colour: green passed, red failed, amber flaky, violet error, grey cancelled, \
+             blue recorded without expectation</p>",
         ] {
             assert!(h.contains(want), "missing {want:?} in\n{h}");
         }

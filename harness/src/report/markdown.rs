@@ -2,10 +2,11 @@
 //! a pull-request comment. Rendered from a [`RunSummary`] only.
 //!
 //! Also home of the pieces every table-shaped report shares (the HTML
-//! report draws the same tables): the scenario grids, outcome symbols,
-//! status markers, cell names and key-metric formatting.
+//! report draws the same tables): the scenario grids, cell names and
+//! key-metric formatting.
 
-use super::summary::{CellRecord, Expect, RunSummary, Status};
+use super::summary::{CellRecord, RunSummary, Status};
+use super::symbols::{legend, marker, outcome_symbol, status_symbol, Glyphs, STATUSES};
 use crate::model::{Attempt, Metric, Outcome};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -14,62 +15,9 @@ use std::fmt::Write as _;
 pub const KUBELET_NOTE: &str = "Kubelet profiles reproduce each kubelet version's node-level actions \
 (the cgroups it creates, its runc's kernel-memory accounting, its defaults), not the kubelet binary.";
 
-/// One symbol per outcome.
-pub(crate) fn outcome_symbol(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Reproduced => "●",
-        Outcome::NotReproduced => "○",
-        Outcome::Skipped => "–",
-        Outcome::Crashed => "💥",
-        Outcome::Timeout => "⏱",
-        Outcome::Error => "🛠",
-        Outcome::Cancelled => "×",
-    }
-}
-
-/// The marker relative to the cell's expectation: ✅ as expected, ❌
-/// failed, ⚠️ flaky. Error and cancelled cells carry none (their outcome
-/// symbol already says it), and a passed `expect = any` cell carries none
-/// unless its attempts disagree (then ⚠️: nothing was judged, but the
-/// reader should know).
-pub(crate) fn status_marker(c: &CellRecord) -> &'static str {
-    match c.status() {
-        Status::Passed if c.expect == Expect::Any => {
-            if c.is_flaky() {
-                "⚠️"
-            } else {
-                ""
-            }
-        }
-        Status::Passed => "✅",
-        Status::Failed => "❌",
-        Status::Flaky => "⚠️",
-        Status::Error | Status::Cancelled => "",
-    }
-}
-
-/// The symbol used for a status in counts and lists.
-pub(crate) fn status_symbol(s: Status) -> &'static str {
-    match s {
-        Status::Passed => "✅",
-        Status::Failed => "❌",
-        Status::Flaky => "⚠️",
-        Status::Error => "🛠",
-        Status::Cancelled => "×",
-    }
-}
-
-pub(crate) const ALL_STATUSES: [Status; 5] = [
-    Status::Passed,
-    Status::Failed,
-    Status::Flaky,
-    Status::Error,
-    Status::Cancelled,
-];
-
-/// How many cells have each status, in [`ALL_STATUSES`] order.
+/// How many cells have each status, every status in legend order.
 pub(crate) fn status_counts(s: &RunSummary) -> Vec<(Status, usize)> {
-    ALL_STATUSES
+    STATUSES
         .iter()
         .map(|st| (*st, s.cells.iter().filter(|c| c.status() == *st).count()))
         .collect()
@@ -365,11 +313,11 @@ fn md(s: &str) -> String {
 
 /// Text of one table cell: symbol, key metric, marker, attempt fraction.
 fn cell_text(c: &CellRecord) -> String {
-    let mut parts = vec![outcome_symbol(c.outcome()).to_string()];
+    let mut parts = vec![outcome_symbol(c.outcome(), Glyphs::Emoji).to_string()];
     if let Some(m) = key_metric(c) {
         parts.push(md(&m));
     }
-    let marker = status_marker(c);
+    let marker = marker(c, Glyphs::Emoji);
     if !marker.is_empty() {
         parts.push(marker.to_string());
     }
@@ -379,11 +327,6 @@ fn cell_text(c: &CellRecord) -> String {
     parts.join(" ")
 }
 
-/// The legend printed under the tables.
-pub(crate) const LEGEND: &str = "● reproduced · ○ not reproduced · – skipped · 💥 crashed · \
-⏱ timeout · 🛠 error · × cancelled · ✅ as expected · ❌ not as expected · \
-⚠️ flaky (attempts disagree) · n/m: attempts with that outcome";
-
 /// Renders the run as Markdown.
 pub fn markdown(s: &RunSummary) -> String {
     let mut out = String::new();
@@ -391,7 +334,7 @@ pub fn markdown(s: &RunSummary) -> String {
     let counts: Vec<String> = status_counts(s)
         .into_iter()
         .filter(|(_, n)| *n > 0)
-        .map(|(st, n)| format!("{} {n} {}", status_symbol(st), st.as_str()))
+        .map(|(st, n)| format!("{} {n} {}", status_symbol(st, Glyphs::Emoji), st.as_str()))
         .collect();
     let cells = match s.cells.len() {
         1 => "1 cell".to_string(),
@@ -447,7 +390,7 @@ pub fn markdown(s: &RunSummary) -> String {
             if matches!(c.status(), Status::Failed | Status::Flaky | Status::Error) {
                 problems.push(format!(
                     "- {} `{}`: {}",
-                    status_symbol(c.status()),
+                    status_symbol(c.status(), Glyphs::Emoji),
                     case_name(c, &g.varying).replace('`', "'"),
                     md(&problem(c))
                 ));
@@ -461,7 +404,7 @@ pub fn markdown(s: &RunSummary) -> String {
         }
         out.push('\n');
     }
-    let _ = writeln!(out, "<sub>{LEGEND}</sub>");
+    let _ = writeln!(out, "<sub>{}</sub>", legend(Glyphs::Emoji));
     out
 }
 
@@ -471,6 +414,7 @@ mod tests {
     use crate::model::*;
     use crate::report::fixtures::{cell, mixed};
     use crate::report::summary::tests::summary;
+    use crate::report::Expect;
     use rstest::rstest;
 
     #[test]
@@ -600,23 +544,5 @@ accelerator tcg · repro 0.1.0 · started 2026-11-22T20:00:00Z · finished 2026-
             unit: unit.into(),
         };
         assert_eq!(format_metric(&m), want);
-    }
-
-    #[rstest]
-    #[case(Expect::Reproduced, &[Outcome::Reproduced], "✅")]
-    #[case(Expect::Reproduced, &[Outcome::NotReproduced], "❌")]
-    #[case(Expect::Reproduced, &[Outcome::Reproduced, Outcome::NotReproduced], "⚠️")]
-    #[case(Expect::Any, &[Outcome::Reproduced], "")]
-    #[case(Expect::Any, &[Outcome::Reproduced, Outcome::NotReproduced], "⚠️")]
-    #[case(Expect::Reproduced, &[Outcome::Error], "")]
-    fn markers_are_relative_to_expect(
-        #[case] expect: Expect,
-        #[case] outcomes: &[Outcome],
-        #[case] want: &str,
-    ) {
-        assert_eq!(
-            status_marker(&cell("s", "6.1", "v1", expect, outcomes, 1)),
-            want
-        );
     }
 }

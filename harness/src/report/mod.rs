@@ -13,6 +13,7 @@ pub mod markdown;
 pub mod merge;
 pub mod render;
 pub mod summary;
+pub mod symbols;
 pub mod terminal;
 
 pub use summary::{CellRecord, Expect, RunMeta, RunSummary, Status, SCHEMA_VERSION};
