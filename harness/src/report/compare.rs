@@ -14,6 +14,7 @@
 //!   and status.
 //! - Cells only in the new run are **new**, only in the old **removed**.
 
+use super::escape::{markdown as md, markdown_code};
 use super::markdown::first_line;
 use super::summary::{CellRecord, Expect, RunSummary, Status};
 use super::symbols::{status_symbol, Glyphs};
@@ -231,17 +232,12 @@ impl Comparison {
 
     /// Markdown for a PR comment or job summary.
     pub fn markdown(&self) -> String {
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
         let mut out = String::new();
         let _ = writeln!(
             out,
             "## repro: `{}` compared with `{}`\n",
-            esc(&self.new_run).replace('`', "'"),
-            esc(&self.old_run).replace('`', "'")
+            markdown_code(&md(&self.new_run)),
+            markdown_code(&md(&self.old_run))
         );
         let head = status_symbol(
             if self.has_regressions() {
@@ -258,7 +254,7 @@ impl Comparison {
             }
             let _ = writeln!(out, "### {title}\n");
             for l in lines {
-                let _ = writeln!(out, "- {}", esc(&l));
+                let _ = writeln!(out, "- {}", md(&l));
             }
             out.push('\n');
         }
@@ -424,6 +420,19 @@ mod tests {
         assert!(text.starts_with(
             "new compared with old: 1 regression, 1 fix, 1 changed, 1 new, 1 removed, 1 unchanged\nRegressions:\n  memcg-fill/kernel=6.1/cgroup=v1: passed (reproduced) → failed (not-reproduced): only 12 <cgroups>\n"
         ), "{text}");
+    }
+
+    #[test]
+    fn markdown_lines_are_escaped_like_summary_md() {
+        let old = run("a`b", vec![c("6.1", Expect::Reproduced, &[Reproduced])]);
+        let mut regressed = c("6.1", Expect::Reproduced, &[NotReproduced]);
+        regressed.attempts[0].reason = "x | y   <z>".into();
+        let md = compare(&old, &run("n", vec![regressed])).markdown();
+        assert!(
+            md.starts_with("## repro: `n` compared with `a'b`\n"),
+            "{md}"
+        );
+        assert!(md.contains("(not-reproduced): x \\| y &lt;z&gt;\n"), "{md}");
     }
 
     #[test]

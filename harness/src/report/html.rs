@@ -8,6 +8,7 @@
 //! phase timings (one row per cell) and one line plot per scenario series
 //! (one line per kernel). All text is HTML-escaped.
 
+use super::escape::{href, html as esc};
 use super::markdown::{
     attempt_fraction, case_name, first_line, format_number, grids, key_metric, problem,
     representative, status_counts, Grid,
@@ -24,49 +25,6 @@ const GLYPHS: Glyphs = Glyphs::Text;
 /// What the cell colours mean, after the symbols' legend.
 const COLOUR_LEGEND: &str = "colour: green passed, red failed, amber flaky, violet error, \
 grey cancelled, blue recorded without expectation";
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A relative path as an escaped `href`: every byte outside a small safe
-/// set is percent-encoded (so `:` cannot start a scheme and `#`/`?` stay in
-/// the path).
-pub(crate) fn href(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        match b {
-            b'A'..=b'Z'
-            | b'a'..=b'z'
-            | b'0'..=b'9'
-            | b'-'
-            | b'.'
-            | b'_'
-            | b'~'
-            | b'/'
-            | b'='
-            | b','
-            | b'+'
-            | b'@' => out.push(b as char),
-            _ => {
-                let _ = write!(out, "%{b:02X}");
-            }
-        }
-    }
-    esc(&out)
-}
 
 const CSS: &str = r#"
 :root{--ok:#188038;--okbg:#e6f4ea;--bad:#c5221f;--badbg:#fce8e6;--flaky:#b06000;--flakybg:#fef7e0;

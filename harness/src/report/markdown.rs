@@ -5,6 +5,7 @@
 //! report draws the same tables): the scenario grids, cell names and
 //! key-metric formatting.
 
+use super::escape::{markdown as md, markdown_code};
 use super::summary::{CellRecord, RunSummary, Status};
 use super::symbols::{legend, marker, outcome_symbol, status_symbol, Glyphs, STATUSES};
 use crate::model::{Attempt, Metric, Outcome};
@@ -300,17 +301,6 @@ pub(crate) fn problem(c: &CellRecord) -> String {
     }
 }
 
-/// Text safe inside a Markdown table cell or list item: no raw HTML, no
-/// column breaks, one line.
-fn md(s: &str) -> String {
-    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    one_line
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "\\|")
-}
-
 /// Text of one table cell: symbol, key metric, marker, attempt fraction.
 fn cell_text(c: &CellRecord) -> String {
     let mut parts = vec![outcome_symbol(c.outcome(), Glyphs::Emoji).to_string()];
@@ -391,7 +381,7 @@ pub fn markdown(s: &RunSummary) -> String {
                 problems.push(format!(
                     "- {} `{}`: {}",
                     status_symbol(c.status(), Glyphs::Emoji),
-                    case_name(c, &g.varying).replace('`', "'"),
+                    markdown_code(&case_name(c, &g.varying)),
                     md(&problem(c))
                 ));
             }

@@ -6,6 +6,7 @@
 //! `repro report DIR` can re-render all of them.
 
 pub mod compare;
+pub mod escape;
 pub mod fixtures;
 pub mod html;
 pub mod junit;
