@@ -14,10 +14,11 @@
 //!   and status.
 //! - Cells only in the new run are **new**, only in the old **removed**.
 
+use super::describe::representative;
 use super::escape::{markdown as md, markdown_code};
-use super::markdown::first_line;
-use super::summary::{CellRecord, Expect, RunSummary, Status};
+use super::format::first_line;
 use super::symbols::{status_symbol, Glyphs};
+use super::{CellRecord, Expect, RunSummary, Status};
 use crate::model::Outcome;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -38,7 +39,7 @@ impl CellState {
             status: c.status(),
             outcome: c.outcome(),
             expect: c.expect,
-            reason: super::markdown::representative(c)
+            reason: representative(c)
                 .map(|a| first_line(&a.reason).to_string())
                 .unwrap_or_default(),
         }

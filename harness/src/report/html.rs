@@ -8,13 +8,14 @@
 //! phase timings (one row per cell) and one line plot per scenario series
 //! (one line per kernel). All text is HTML-escaped.
 
-use super::escape::{href, html as esc};
-use super::markdown::{
-    attempt_fraction, case_name, first_line, format_number, grids, key_metric, problem,
-    representative, status_counts, Grid,
+use super::describe::{
+    attempt_fraction, key_metric, problem, representative, status_counts, KUBELET_NOTE,
 };
-use super::summary::{CellRecord, RunSummary, Status};
+use super::escape::{href, html as esc};
+use super::format::{self, first_line};
+use super::grid::{case_name, grids, Grid};
 use super::symbols::{css_class, legend, marker, outcome_symbol, status_symbol, Glyphs};
+use super::{CellRecord, RunSummary, Status};
 use crate::model::{Attempt, Series};
 use std::fmt::Write as _;
 
@@ -116,11 +117,7 @@ pub fn html(s: &RunSummary) -> String {
 fn header(o: &mut String, s: &RunSummary) {
     let _ = writeln!(o, "<h1>repro run <code>{}</code></h1>", esc(&s.run_id));
     if s.cells.iter().any(|c| c.kubelet.is_some()) {
-        let _ = writeln!(
-            o,
-            "<p class=\"muted\">{}</p>",
-            esc(super::markdown::KUBELET_NOTE)
-        );
+        let _ = writeln!(o, "<p class=\"muted\">{}</p>", esc(KUBELET_NOTE));
     }
     if !s.complete {
         let _ = writeln!(
@@ -240,7 +237,7 @@ fn cell_html(o: &mut String, c: &CellRecord, varying: &[String]) {
             "\nattempt {}: {} ({} s): {}",
             a.number,
             a.outcome,
-            format_number((a.timings.total * 10.0).round() / 10.0),
+            format::number((a.timings.total * 10.0).round() / 10.0),
             first_line(&a.reason)
         );
     }
@@ -485,7 +482,7 @@ fn timings(o: &mut String, grids: &[Grid]) {
             "<line class=\"grid\" x1=\"{tx:.1}\" y1=\"{top}\" x2=\"{tx:.1}\" y2=\"{bottom}\"/>\
              <text x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             bottom + 14.0,
-            format_number(*t)
+            format::number(*t)
         );
     }
     let _ = writeln!(
@@ -519,7 +516,7 @@ fn timings(o: &mut String, grids: &[Grid]) {
                 x(acc),
                 (x(acc + v) - x(acc)).max(0.5),
                 esc(label),
-                format_number((v * 100.0).round() / 100.0)
+                format::number((v * 100.0).round() / 100.0)
             );
             acc += v;
         }
@@ -533,7 +530,7 @@ fn timings(o: &mut String, grids: &[Grid]) {
             "<text x=\"{:.1}\" y=\"{:.1}\">{} s{note}</text>",
             x(acc) + 6.0,
             y + row_h / 2.0 + 4.0,
-            format_number((acc * 10.0).round() / 10.0)
+            format::number((acc * 10.0).round() / 10.0)
         );
     }
     o.push_str("</svg></section>\n");
@@ -660,7 +657,7 @@ fn plot(o: &mut String, scenario: &str, name: &str, lines: &[Line]) {
              <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             mt + ph,
             mt + ph + 15.0,
-            format_number(*t)
+            format::number(*t)
         );
     }
     for t in &yt {
@@ -672,7 +669,7 @@ fn plot(o: &mut String, scenario: &str, name: &str, lines: &[Line]) {
             ml + pw,
             ml - 6.0,
             y + 4.0,
-            format_number(*t)
+            format::number(*t)
         );
     }
     let _ = writeln!(
@@ -726,9 +723,9 @@ fn plot(o: &mut String, scenario: &str, name: &str, lines: &[Line]) {
                     sy(*y),
                     l.colour,
                     esc(&l.label),
-                    format_number(*x),
+                    format::number(*x),
                     esc(&l.series.x_unit),
-                    format_number(*y),
+                    format::number(*y),
                     esc(&l.series.y_unit)
                 );
             }

@@ -24,8 +24,10 @@
 //! machine, outcome, expect, status, attempts, parameters, key metric) and a
 //! system-out pointing at each attempt's artefacts.
 
-use super::markdown::{case_name, first_line, format_metric, grids, representative};
-use super::summary::{CellRecord, RunSummary, Status};
+use super::describe::representative;
+use super::format::{first_line, metric};
+use super::grid::{case_name, grids};
+use super::{CellRecord, RunSummary, Status};
 use crate::model::{Attempt, Outcome};
 use quick_junit::{
     FlakyOrRerun, NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
@@ -214,7 +216,7 @@ fn case(c: &CellRecord, varying: &[String]) -> TestCase {
     }
     if let (Some(name), Some(a)) = (&c.key_metric, rep) {
         if let Some(m) = a.metrics.get(name) {
-            props.push(Property::new(format!("metric.{name}"), format_metric(m)));
+            props.push(Property::new(format!("metric.{name}"), metric(m)));
         }
     }
     t.add_properties(props);
@@ -263,7 +265,7 @@ mod tests {
     use super::*;
     use crate::model::Outcome::*;
     use crate::report::fixtures::{cell, mixed};
-    use crate::report::summary::Expect;
+    use crate::report::Expect;
     use quick_junit::{Report, TestCaseStatus};
     use rstest::rstest;
 

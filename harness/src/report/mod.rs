@@ -6,8 +6,11 @@
 //! `repro report DIR` can re-render all of them.
 
 pub mod compare;
+pub mod describe;
 pub mod escape;
 pub mod fixtures;
+pub mod format;
+pub mod grid;
 pub mod html;
 pub mod junit;
 pub mod markdown;
