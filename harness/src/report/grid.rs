@@ -110,6 +110,15 @@ impl Grid<'_> {
     pub fn iter(&self) -> impl Iterator<Item = &CellRecord> {
         self.cells.iter().flatten().flatten().copied()
     }
+    /// `scenario · kernel · column`: a cell's label outside the table.
+    pub fn label(&self, c: &CellRecord) -> String {
+        format!(
+            "{} · {} · {}",
+            self.scenario,
+            c.kernel,
+            Column::of(c, &self.varying).label()
+        )
+    }
 }
 
 /// The scenarios' grids, in first-appearance order.
@@ -180,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn names_carry_every_axis() {
+    fn names_and_labels_carry_every_axis() {
         let mut c = cell("kubelet-oom", "6.1", "v2", Expect::Any, &[Reproduced], 1);
         c.kubelet = Some("1.29".into());
         c.driver = Some("systemd".into());
@@ -194,6 +203,10 @@ mod tests {
         assert_eq!(
             case_name(&s.cells[0], &g[0].varying),
             "kubelet-oom[kernel=6.1,kubelet=1.29,driver=systemd,cgroup=v2,limit=10]"
+        );
+        assert_eq!(
+            g[0].label(&s.cells[1]),
+            "kubelet-oom · 6.1 · kubelet 1.29 · systemd · v2 · limit=20"
         );
     }
 }

@@ -5,6 +5,7 @@
 //! Invariant: every report file is rendered from `summary.json`'s type, so
 //! `repro report DIR` can re-render all of them.
 
+pub mod chart;
 pub mod compare;
 pub mod describe;
 pub mod escape;
