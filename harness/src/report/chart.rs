@@ -74,7 +74,7 @@ pub(crate) fn timings(o: &mut String, grids: &[Grid]) {
         .map(|(_, p, _)| p.iter().sum::<f64>())
         .fold(0.0, f64::max);
     let ticks = ticks(0.0, if max > 0.0 { max } else { 1.0 }, 8);
-    let axis_max = *ticks.last().unwrap();
+    let axis_max = ticks.last().copied().unwrap_or(1.0);
     let (w, label_w, right, top, row_h, bar_h) = (1100.0, 300.0, 70.0, 34.0, 22.0, 14.0);
     let plot_w = w - label_w - right;
     let h = top + row_h * rows.len() as f64 + 44.0;
@@ -257,8 +257,8 @@ fn plot(o: &mut String, scenario: &str, name: &str, lines: &[Line]) {
     let y0 = y0.min(0.0);
     let xt = ticks(x0, x1, 6);
     let yt = ticks(y0, y1, 5);
-    let (xlo, xhi) = (xt[0], *xt.last().unwrap());
-    let (ylo, yhi) = (yt[0], *yt.last().unwrap());
+    let (xlo, xhi) = (xt[0], xt.last().copied().unwrap_or(x1));
+    let (ylo, yhi) = (yt[0], yt.last().copied().unwrap_or(y1));
     let (pw, ph, ml, mt, legend_w): (f64, f64, f64, f64, f64) = (520.0, 280.0, 64.0, 12.0, 190.0);
     let w = ml + pw + 16.0 + legend_w;
     let legend_h = 20.0 * lines.len() as f64 + 8.0;

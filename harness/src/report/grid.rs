@@ -110,6 +110,7 @@ impl Grid<'_> {
     pub fn iter(&self) -> impl Iterator<Item = &CellRecord> {
         self.cells.iter().flatten().flatten().copied()
     }
+
     /// `scenario · kernel · column`: a cell's label outside the table.
     pub fn label(&self, c: &CellRecord) -> String {
         format!(
@@ -121,13 +122,22 @@ impl Grid<'_> {
     }
 }
 
+/// The index of `x` in `v`, appended first if missing.
+fn index_of<T: PartialEq>(v: &mut Vec<T>, x: T) -> usize {
+    match v.iter().position(|y| *y == x) {
+        Some(i) => i,
+        None => {
+            v.push(x);
+            v.len() - 1
+        }
+    }
+}
+
 /// The scenarios' grids, in first-appearance order.
 pub(crate) fn grids(s: &RunSummary) -> Vec<Grid<'_>> {
     let mut scenarios: Vec<&str> = vec![];
     for c in &s.cells {
-        if !scenarios.contains(&c.scenario.as_str()) {
-            scenarios.push(&c.scenario);
-        }
+        index_of(&mut scenarios, c.scenario.as_str());
     }
     scenarios
         .into_iter()
@@ -136,21 +146,17 @@ pub(crate) fn grids(s: &RunSummary) -> Vec<Grid<'_>> {
             let varying = varying_params(cells.iter().copied());
             let mut kernels: Vec<&str> = vec![];
             let mut columns: Vec<Column> = vec![];
-            for c in &cells {
-                if !kernels.contains(&c.kernel.as_str()) {
-                    kernels.push(&c.kernel);
-                }
-                let col = Column::of(c, &varying);
-                if !columns.contains(&col) {
-                    columns.push(col);
-                }
-            }
+            let placed: Vec<(usize, usize, &CellRecord)> = cells
+                .iter()
+                .map(|c| {
+                    let r = index_of(&mut kernels, c.kernel.as_str());
+                    let k = index_of(&mut columns, Column::of(c, &varying));
+                    (r, k, *c)
+                })
+                .collect();
             let mut grid = vec![vec![vec![]; columns.len()]; kernels.len()];
-            for c in &cells {
-                let r = kernels.iter().position(|k| *k == c.kernel).unwrap();
-                let col = Column::of(c, &varying);
-                let k = columns.iter().position(|x| *x == col).unwrap();
-                grid[r][k].push(*c);
+            for (r, k, c) in placed {
+                grid[r][k].push(c);
             }
             Grid {
                 scenario: name,
