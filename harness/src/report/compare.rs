@@ -14,8 +14,11 @@
 //!   and status.
 //! - Cells only in the new run are **new**, only in the old **removed**.
 
-use super::markdown::first_line;
-use super::summary::{CellRecord, Expect, RunSummary, Status};
+use super::describe::representative;
+use super::escape::{markdown as md, markdown_code};
+use super::format::first_line;
+use super::symbols::{status_symbol, Glyphs};
+use super::{CellRecord, Expect, RunSummary, Status};
 use crate::model::Outcome;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -36,7 +39,7 @@ impl CellState {
             status: c.status(),
             outcome: c.outcome(),
             expect: c.expect,
-            reason: super::markdown::representative(c)
+            reason: representative(c)
                 .map(|a| first_line(&a.reason).to_string())
                 .unwrap_or_default(),
         }
@@ -230,31 +233,29 @@ impl Comparison {
 
     /// Markdown for a PR comment or job summary.
     pub fn markdown(&self) -> String {
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
         let mut out = String::new();
         let _ = writeln!(
             out,
             "## repro: `{}` compared with `{}`\n",
-            esc(&self.new_run).replace('`', "'"),
-            esc(&self.old_run).replace('`', "'")
+            markdown_code(&md(&self.new_run)),
+            markdown_code(&md(&self.old_run))
         );
-        let head = if self.has_regressions() {
-            "❌ "
-        } else {
-            "✅ "
-        };
-        let _ = writeln!(out, "**{head}{}**\n", self.counts());
+        let head = status_symbol(
+            if self.has_regressions() {
+                Status::Failed
+            } else {
+                Status::Passed
+            },
+            Glyphs::Emoji,
+        );
+        let _ = writeln!(out, "**{head} {}**\n", self.counts());
         for (title, lines) in self.sections() {
             if lines.is_empty() {
                 continue;
             }
             let _ = writeln!(out, "### {title}\n");
             for l in lines {
-                let _ = writeln!(out, "- {}", esc(&l));
+                let _ = writeln!(out, "- {}", md(&l));
             }
             out.push('\n');
         }
@@ -286,7 +287,7 @@ impl Comparison {
 mod tests {
     use super::*;
     use crate::model::Outcome::*;
-    use crate::report::markdown::tests::cell;
+    use crate::report::fixtures::cell;
     use crate::report::summary::tests::summary;
     use rstest::rstest;
 
@@ -420,6 +421,19 @@ mod tests {
         assert!(text.starts_with(
             "new compared with old: 1 regression, 1 fix, 1 changed, 1 new, 1 removed, 1 unchanged\nRegressions:\n  memcg-fill/kernel=6.1/cgroup=v1: passed (reproduced) → failed (not-reproduced): only 12 <cgroups>\n"
         ), "{text}");
+    }
+
+    #[test]
+    fn markdown_lines_are_escaped_like_summary_md() {
+        let old = run("a`b", vec![c("6.1", Expect::Reproduced, &[Reproduced])]);
+        let mut regressed = c("6.1", Expect::Reproduced, &[NotReproduced]);
+        regressed.attempts[0].reason = "x | y   <z>".into();
+        let md = compare(&old, &run("n", vec![regressed])).markdown();
+        assert!(
+            md.starts_with("## repro: `n` compared with `a'b`\n"),
+            "{md}"
+        );
+        assert!(md.contains("(not-reproduced): x \\| y &lt;z&gt;\n"), "{md}");
     }
 
     #[test]

@@ -24,11 +24,14 @@
 //! machine, outcome, expect, status, attempts, parameters, key metric) and a
 //! system-out pointing at each attempt's artefacts.
 
-use super::markdown::{case_name, first_line, format_metric, grids, representative};
-use super::summary::{CellRecord, RunSummary, Status};
+use super::describe::representative;
+use super::format::{first_line, metric};
+use super::grid::{case_name, grids};
+use super::{CellRecord, RunSummary, Status};
 use crate::model::{Attempt, Outcome};
 use quick_junit::{
-    FlakyOrRerun, NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
+    FlakyOrRerun, NonSuccessKind, Property, Report, SerializeError, TestCase, TestCaseStatus,
+    TestRerun, TestSuite,
 };
 use std::time::Duration;
 
@@ -116,8 +119,9 @@ fn status(c: &CellRecord) -> TestCaseStatus {
             st
         }
         s @ (Status::Failed | Status::Flaky) => {
-            let a = rep.expect("a failed cell has attempts");
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            // A failed or flaky cell has judged attempts: `rep` is some.
+            let Some(a) = rep else { return st };
             let flaky = if s == Status::Flaky { "flaky, " } else { "" };
             st.set_message(format!(
                 "{flaky}expected {}, got {}: {}",
@@ -214,7 +218,7 @@ fn case(c: &CellRecord, varying: &[String]) -> TestCase {
     }
     if let (Some(name), Some(a)) = (&c.key_metric, rep) {
         if let Some(m) = a.metrics.get(name) {
-            props.push(Property::new(format!("metric.{name}"), format_metric(m)));
+            props.push(Property::new(format!("metric.{name}"), metric(m)));
         }
     }
     t.add_properties(props);
@@ -226,7 +230,7 @@ fn case(c: &CellRecord, varying: &[String]) -> TestCase {
 }
 
 /// Renders the run as JUnit XML.
-pub fn junit(s: &RunSummary) -> String {
+pub fn junit(s: &RunSummary) -> Result<String, SerializeError> {
     let mut report = Report::new(format!("repro {}", s.run_id));
     if let Some(ts) = timestamp(&s.started_at) {
         report.set_timestamp(ts);
@@ -253,17 +257,15 @@ pub fn junit(s: &RunSummary) -> String {
         suite.add_test_cases(g.iter().map(|c| case(c, &g.varying)));
         report.add_test_suite(suite);
     }
-    report
-        .to_string()
-        .expect("JUnit XML serializes into a String")
+    report.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Outcome::*;
-    use crate::report::markdown::tests::{cell, mixed};
-    use crate::report::summary::Expect;
+    use crate::report::fixtures::{cell, mixed};
+    use crate::report::Expect;
     use quick_junit::{Report, TestCaseStatus};
     use rstest::rstest;
 
@@ -280,7 +282,7 @@ mod tests {
 
     #[test]
     fn one_suite_per_scenario_one_case_per_cell() {
-        let xml = junit(&mixed());
+        let xml = junit(&mixed()).unwrap();
         assert!(xml.starts_with("<?xml"), "{xml}");
         let r = parse(&xml);
         assert_eq!(
@@ -335,7 +337,7 @@ mod tests {
 
     #[test]
     fn failed_cells_carry_the_crash_excerpt() {
-        let r = parse(&junit(&mixed()));
+        let r = parse(&junit(&mixed()).unwrap());
         let crashed = &r.test_suites[0].test_cases[3];
         match &crashed.status {
             TestCaseStatus::NonSuccess {
@@ -361,7 +363,7 @@ mod tests {
 
     #[test]
     fn flaky_cells_are_visible_as_flaky_runs() {
-        let xml = junit(&mixed());
+        let xml = junit(&mixed()).unwrap();
         assert!(xml.contains("<flakyFailure"), "{xml}");
         let r = parse(&xml);
         let flaky = &r.test_suites[0].test_cases[2];
@@ -393,7 +395,7 @@ mod tests {
             &[Cancelled],
             0,
         ));
-        let r = parse(&junit(&s));
+        let r = parse(&junit(&s).unwrap());
         let cases = &r.test_suites[1].test_cases;
         match &cases[1].status {
             TestCaseStatus::NonSuccess { kind, message, .. } => {
@@ -418,7 +420,7 @@ mod tests {
     fn status_mapping(#[case] expect: Expect, #[case] outcomes: &[Outcome], #[case] want: &str) {
         let mut s = mixed();
         s.cells = vec![cell("x", "6.1", "v1", expect, outcomes, 1)];
-        let r = parse(&junit(&s));
+        let r = parse(&junit(&s).unwrap());
         let t = &r.test_suites[0].test_cases[0];
         let got = match &t.status {
             TestCaseStatus::Success { flaky_runs } if flaky_runs.is_empty() => "success",
@@ -438,7 +440,7 @@ mod tests {
         let mut s = mixed();
         s.cells[3].attempts[0].crash = None;
         s.cells[3].attempts[0].reason = "<boom> & \"quotes\" \u{1b}[31mred\u{1b}[0m".into();
-        let xml = junit(&s);
+        let xml = junit(&s).unwrap();
         assert!(!xml.contains("<boom>"), "{xml}");
         let r = parse(&xml);
         match &r.test_suites[0].test_cases[3].status {

@@ -1,375 +1,20 @@
 //! `summary.md`: the run as Markdown, short enough for a CI job summary or
 //! a pull-request comment. Rendered from a [`RunSummary`] only.
-//!
-//! Also home of the pieces every table-shaped report shares (the HTML
-//! report draws the same tables): the scenario grids, outcome symbols,
-//! status markers, cell names and key-metric formatting.
 
-use super::summary::{CellRecord, Expect, RunSummary, Status};
-use crate::model::{Attempt, Metric, Outcome};
-use std::collections::{BTreeMap, BTreeSet};
+use super::describe::{attempt_fraction, key_metric, problem, status_counts, KUBELET_NOTE};
+use super::escape::{markdown as md, markdown_code};
+use super::grid::{case_name, grids};
+use super::symbols::{legend, marker, outcome_symbol, status_symbol, Glyphs};
+use super::{CellRecord, RunSummary, Status};
 use std::fmt::Write as _;
-
-/// Said wherever kubelet profiles appear in a report.
-pub const KUBELET_NOTE: &str = "Kubelet profiles reproduce each kubelet version's node-level actions \
-(the cgroups it creates, its runc's kernel-memory accounting, its defaults), not the kubelet binary.";
-
-/// One symbol per outcome.
-pub(crate) fn outcome_symbol(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Reproduced => "●",
-        Outcome::NotReproduced => "○",
-        Outcome::Skipped => "–",
-        Outcome::Crashed => "💥",
-        Outcome::Timeout => "⏱",
-        Outcome::Error => "🛠",
-        Outcome::Cancelled => "×",
-    }
-}
-
-/// The marker relative to the cell's expectation: ✅ as expected, ❌
-/// failed, ⚠️ flaky. Error and cancelled cells carry none (their outcome
-/// symbol already says it), and a passed `expect = any` cell carries none
-/// unless its attempts disagree (then ⚠️: nothing was judged, but the
-/// reader should know).
-pub(crate) fn status_marker(c: &CellRecord) -> &'static str {
-    match c.status() {
-        Status::Passed if c.expect == Expect::Any => {
-            if c.is_flaky() {
-                "⚠️"
-            } else {
-                ""
-            }
-        }
-        Status::Passed => "✅",
-        Status::Failed => "❌",
-        Status::Flaky => "⚠️",
-        Status::Error | Status::Cancelled => "",
-    }
-}
-
-/// The symbol used for a status in counts and lists.
-pub(crate) fn status_symbol(s: Status) -> &'static str {
-    match s {
-        Status::Passed => "✅",
-        Status::Failed => "❌",
-        Status::Flaky => "⚠️",
-        Status::Error => "🛠",
-        Status::Cancelled => "×",
-    }
-}
-
-pub(crate) const ALL_STATUSES: [Status; 5] = [
-    Status::Passed,
-    Status::Failed,
-    Status::Flaky,
-    Status::Error,
-    Status::Cancelled,
-];
-
-/// How many cells have each status, in [`ALL_STATUSES`] order.
-pub(crate) fn status_counts(s: &RunSummary) -> Vec<(Status, usize)> {
-    ALL_STATUSES
-        .iter()
-        .map(|st| (*st, s.cells.iter().filter(|c| c.status() == *st).count()))
-        .collect()
-}
-
-/// The attempt that stands for the cell: the last one whose outcome is the
-/// cell's outcome, else the last one.
-pub(crate) fn representative(c: &CellRecord) -> Option<&Attempt> {
-    let o = c.outcome();
-    c.attempts
-        .iter()
-        .rev()
-        .find(|a| a.outcome == o)
-        .or(c.attempts.last())
-}
-
-/// The first line of a (possibly multi-line) reason.
-pub(crate) fn first_line(s: &str) -> &str {
-    s.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
-}
-
-/// A number or text for people: integers as they are, other numbers with
-/// at most three decimals (scientific when tiny).
-pub(crate) fn format_number(v: f64) -> String {
-    if !v.is_finite() {
-        return v.to_string();
-    }
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        return format!("{}", v as i64);
-    }
-    if v != 0.0 && v.abs() < 0.001 {
-        return format!("{v:.2e}");
-    }
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-pub(crate) fn format_metric(m: &Metric) -> String {
-    let value = match &m.value {
-        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) => format_number(f),
-            _ => n.to_string(),
-        },
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    if m.unit.is_empty() {
-        value
-    } else {
-        format!("{value} {}", m.unit)
-    }
-}
-
-/// The cell's key metric with its unit, from the representative attempt
-/// (else the last attempt that reported it).
-pub(crate) fn key_metric(c: &CellRecord) -> Option<String> {
-    let name = c.key_metric.as_deref()?;
-    let m = representative(c)
-        .and_then(|a| a.metrics.get(name))
-        .or_else(|| c.attempts.iter().rev().find_map(|a| a.metrics.get(name)))?;
-    Some(format_metric(m))
-}
-
-/// "2/3" when the cell had more than one attempt: how many attempts ended
-/// with the cell's outcome.
-pub(crate) fn attempt_fraction(c: &CellRecord) -> Option<String> {
-    if c.attempts.len() < 2 {
-        return None;
-    }
-    let o = c.outcome();
-    let n = c.attempts.iter().filter(|a| a.outcome == o).count();
-    Some(format!("{n}/{}", c.attempts.len()))
-}
-
-/// Parameter names whose values differ between the given cells (they
-/// become part of the column and the cell's name).
-pub(crate) fn varying_params<'a>(cells: impl IntoIterator<Item = &'a CellRecord>) -> Vec<String> {
-    let mut seen: BTreeMap<&str, BTreeSet<Option<&str>>> = BTreeMap::new();
-    let cells: Vec<&CellRecord> = cells.into_iter().collect();
-    for c in &cells {
-        for k in c.params.keys() {
-            seen.entry(k).or_default();
-        }
-    }
-    for (k, values) in seen.iter_mut() {
-        for c in &cells {
-            values.insert(c.params.get(*k).map(String::as_str));
-        }
-    }
-    seen.into_iter()
-        .filter(|(_, v)| v.len() > 1)
-        .map(|(k, _)| k.to_string())
-        .collect()
-}
-
-/// `scenario[kernel=6.1,kubelet=1.29,driver=systemd,cgroup=v2]`, absent
-/// axes left out, parameters that vary within the scenario appended.
-pub(crate) fn case_name(c: &CellRecord, varying: &[String]) -> String {
-    format!("{}[{}]", c.scenario, axes(c, varying).join(","))
-}
-
-/// `kernel=6.1`, `kubelet=…`, `driver=…`, `cgroup=…`, varying parameters.
-pub(crate) fn axes(c: &CellRecord, varying: &[String]) -> Vec<String> {
-    let mut v = vec![format!("kernel={}", c.kernel)];
-    if let Some(k) = &c.kubelet {
-        v.push(format!("kubelet={k}"));
-    }
-    if let Some(d) = &c.driver {
-        v.push(format!("driver={d}"));
-    }
-    v.push(format!("cgroup={}", c.cgroup));
-    for p in varying {
-        if let Some(val) = c.params.get(p) {
-            v.push(format!("{p}={val}"));
-        }
-    }
-    v
-}
-
-/// A table column: one combination of kubelet × driver × cgroup (and
-/// varying parameters).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Column {
-    pub kubelet: Option<String>,
-    pub driver: Option<String>,
-    pub cgroup: String,
-    pub params: Vec<(String, String)>,
-}
-
-impl Column {
-    fn of(c: &CellRecord, varying: &[String]) -> Column {
-        Column {
-            kubelet: c.kubelet.clone(),
-            driver: c.driver.clone(),
-            cgroup: c.cgroup.clone(),
-            params: varying
-                .iter()
-                .filter_map(|p| c.params.get(p).map(|v| (p.clone(), v.clone())))
-                .collect(),
-        }
-    }
-
-    /// `kubelet 1.29 · systemd · v2`, or just `v2`.
-    pub fn label(&self) -> String {
-        let mut parts = vec![];
-        if let Some(k) = &self.kubelet {
-            parts.push(format!("kubelet {k}"));
-        }
-        if let Some(d) = &self.driver {
-            parts.push(d.clone());
-        }
-        parts.push(self.cgroup.clone());
-        for (k, v) in &self.params {
-            parts.push(format!("{k}={v}"));
-        }
-        parts.join(" · ")
-    }
-}
-
-/// One scenario's table: kernels as rows (first-appearance order), column
-/// combinations as columns (first-appearance order), cells at crossings.
-pub(crate) struct Grid<'a> {
-    pub scenario: &'a str,
-    pub varying: Vec<String>,
-    pub kernels: Vec<&'a str>,
-    pub columns: Vec<Column>,
-    /// `cells[row][column]`: usually zero or one cell; more only if the
-    /// summary holds duplicates.
-    pub cells: Vec<Vec<Vec<&'a CellRecord>>>,
-}
-
-impl Grid<'_> {
-    /// Every cell of the scenario in table order (row by row).
-    pub fn iter(&self) -> impl Iterator<Item = &CellRecord> {
-        self.cells.iter().flatten().flatten().copied()
-    }
-}
-
-/// The scenarios' grids, in first-appearance order.
-pub(crate) fn grids(s: &RunSummary) -> Vec<Grid<'_>> {
-    let mut scenarios: Vec<&str> = vec![];
-    for c in &s.cells {
-        if !scenarios.contains(&c.scenario.as_str()) {
-            scenarios.push(&c.scenario);
-        }
-    }
-    scenarios
-        .into_iter()
-        .map(|name| {
-            let cells: Vec<&CellRecord> = s.cells.iter().filter(|c| c.scenario == name).collect();
-            let varying = varying_params(cells.iter().copied());
-            let mut kernels: Vec<&str> = vec![];
-            let mut columns: Vec<Column> = vec![];
-            for c in &cells {
-                if !kernels.contains(&c.kernel.as_str()) {
-                    kernels.push(&c.kernel);
-                }
-                let col = Column::of(c, &varying);
-                if !columns.contains(&col) {
-                    columns.push(col);
-                }
-            }
-            let mut grid = vec![vec![vec![]; columns.len()]; kernels.len()];
-            for c in &cells {
-                let r = kernels.iter().position(|k| *k == c.kernel).unwrap();
-                let col = Column::of(c, &varying);
-                let k = columns.iter().position(|x| *x == col).unwrap();
-                grid[r][k].push(*c);
-            }
-            Grid {
-                scenario: name,
-                varying,
-                kernels,
-                columns,
-                cells: grid,
-            }
-        })
-        .collect()
-}
-
-/// What went wrong with a cell, in one line: `expected reproduced, got
-/// not-reproduced: <reason>`; empty for cells that passed.
-pub(crate) fn problem(c: &CellRecord) -> String {
-    let rep = representative(c);
-    let reason = rep.map(|a| first_line(&a.reason)).unwrap_or("");
-    let with_reason = |head: String| {
-        if reason.is_empty() {
-            head
-        } else {
-            format!("{head}: {reason}")
-        }
-    };
-    match c.status() {
-        Status::Passed => String::new(),
-        Status::Failed => with_reason(format!(
-            "expected {}, got {}",
-            c.expect.as_str(),
-            c.outcome()
-        )),
-        Status::Flaky => {
-            let mut counts: Vec<(Outcome, usize)> = vec![];
-            for a in &c.attempts {
-                match counts.iter_mut().find(|(o, _)| *o == a.outcome) {
-                    Some((_, n)) => *n += 1,
-                    None => counts.push((a.outcome, 1)),
-                }
-            }
-            let list = counts
-                .iter()
-                .map(|(o, n)| format!("{o} ×{n}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let miss = c
-                .attempts
-                .iter()
-                .rev()
-                .find(|a| !c.expect.accepts(a.outcome))
-                .map(|a| first_line(&a.reason))
-                .unwrap_or("");
-            let head = format!("flaky, expected {}: {list}", c.expect.as_str());
-            if miss.is_empty() {
-                head
-            } else {
-                format!("{head}: {miss}")
-            }
-        }
-        Status::Error => {
-            let phase = rep
-                .and_then(|a| a.phase)
-                .map(|p| format!(" in {}", p.as_str()))
-                .unwrap_or_default();
-            with_reason(format!("error{phase}"))
-        }
-        Status::Cancelled => with_reason("cancelled".to_string()),
-    }
-}
-
-/// Text safe inside a Markdown table cell or list item: no raw HTML, no
-/// column breaks, one line.
-fn md(s: &str) -> String {
-    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    one_line
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "\\|")
-}
 
 /// Text of one table cell: symbol, key metric, marker, attempt fraction.
 fn cell_text(c: &CellRecord) -> String {
-    let mut parts = vec![outcome_symbol(c.outcome()).to_string()];
+    let mut parts = vec![outcome_symbol(c.outcome(), Glyphs::Emoji).to_string()];
     if let Some(m) = key_metric(c) {
         parts.push(md(&m));
     }
-    let marker = status_marker(c);
+    let marker = marker(c, Glyphs::Emoji);
     if !marker.is_empty() {
         parts.push(marker.to_string());
     }
@@ -379,11 +24,6 @@ fn cell_text(c: &CellRecord) -> String {
     parts.join(" ")
 }
 
-/// The legend printed under the tables.
-pub(crate) const LEGEND: &str = "● reproduced · ○ not reproduced · – skipped · 💥 crashed · \
-⏱ timeout · 🛠 error · × cancelled · ✅ as expected · ❌ not as expected · \
-⚠️ flaky (attempts disagree) · n/m: attempts with that outcome";
-
 /// Renders the run as Markdown.
 pub fn markdown(s: &RunSummary) -> String {
     let mut out = String::new();
@@ -391,7 +31,7 @@ pub fn markdown(s: &RunSummary) -> String {
     let counts: Vec<String> = status_counts(s)
         .into_iter()
         .filter(|(_, n)| *n > 0)
-        .map(|(st, n)| format!("{} {n} {}", status_symbol(st), st.as_str()))
+        .map(|(st, n)| format!("{} {n} {}", status_symbol(st, Glyphs::Emoji), st.as_str()))
         .collect();
     let cells = match s.cells.len() {
         1 => "1 cell".to_string(),
@@ -447,8 +87,8 @@ pub fn markdown(s: &RunSummary) -> String {
             if matches!(c.status(), Status::Failed | Status::Flaky | Status::Error) {
                 problems.push(format!(
                     "- {} `{}`: {}",
-                    status_symbol(c.status()),
-                    case_name(c, &g.varying).replace('`', "'"),
+                    status_symbol(c.status(), Glyphs::Emoji),
+                    markdown_code(&case_name(c, &g.varying)),
                     md(&problem(c))
                 ));
             }
@@ -461,121 +101,17 @@ pub fn markdown(s: &RunSummary) -> String {
         }
         out.push('\n');
     }
-    let _ = writeln!(out, "<sub>{LEGEND}</sub>");
+    let _ = writeln!(out, "<sub>{}</sub>", legend(Glyphs::Emoji));
     out
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::model::*;
-    use crate::report::summary::tests::{attempt, summary};
-    use rstest::rstest;
-
-    /// A cell of `scenario` on `kernel` with `cgroup`, one attempt per
-    /// outcome, the key metric `created` set to `metric` on each.
-    pub fn cell(
-        scenario: &str,
-        kernel: &str,
-        cgroup: &str,
-        expect: Expect,
-        outcomes: &[Outcome],
-        metric: i64,
-    ) -> CellRecord {
-        let mut c = summary().cells.remove(0);
-        c.id = format!("{scenario}/kernel={kernel}/cgroup={cgroup}");
-        c.scenario = scenario.into();
-        c.kernel = kernel.into();
-        c.cgroup = cgroup.into();
-        c.expect = expect;
-        let dir = c.id.replace('/', "__");
-        c.attempts = outcomes
-            .iter()
-            .enumerate()
-            .map(|(i, o)| {
-                let mut a = attempt(*o);
-                a.number = i as u32 + 1;
-                a.kernel.alias = kernel.into();
-                a.reason = format!("{o} because of attempt {}", i + 1);
-                a.metrics.get_mut("created").unwrap().value = serde_json::json!(metric);
-                let d = format!("{dir}/attempt-{}", i + 1);
-                a.artifacts = Artifacts {
-                    journal: None,
-                    console: format!("{d}/console.log"),
-                    stdout: format!("{d}/stdout.log"),
-                    stderr: format!("{d}/stderr.log"),
-                    result: format!("{d}/out/result.jsonl"),
-                    dir: d,
-                };
-                a
-            })
-            .collect();
-        c
-    }
-
-    /// A run with every status: two scenarios, two kernels, v1 and v2.
-    pub fn mixed() -> RunSummary {
-        use Outcome::*;
-        let mut s = summary();
-        s.run_id = "20261122-201500-3fa2".into();
-        s.meta = crate::report::RunMeta {
-            repro_version: "0.1.0".into(),
-            qemu_version: "QEMU emulator version 7.2.15".into(),
-            host_kernel: "6.1.0-40-amd64".into(),
-            accel: "tcg".into(),
-            accel_reason: "/dev/kvm is missing".into(),
-            images: [("6.1".to_string(), "cd".repeat(32))].into(),
-            command: "repro run memcg-fill --kernel 6.1,6.12".into(),
-        };
-        let mut crashed = cell(
-            "memcg-fill",
-            "6.12",
-            "v2",
-            Expect::NotReproduced,
-            &[Crashed],
-            7,
-        );
-        crashed.attempts[0].crash = Some(ConsoleFinding {
-            kind: "panic".into(),
-            title: "Kernel panic - not syncing: Out of memory".into(),
-            excerpt: "Kernel panic - not syncing: Out of memory\nCPU: 0 PID: 1".into(),
-        });
-        let mut errored = cell("pid-leak", "6.12", "v2", Expect::Reproduced, &[Error], 0);
-        errored.attempts[0].phase = Some(Phase::Boot);
-        errored.attempts[0].reason = "qemu exited with status 1\nmore detail".into();
-        errored.key_metric = None;
-        s.cells = vec![
-            cell(
-                "memcg-fill",
-                "6.1",
-                "v1",
-                Expect::Reproduced,
-                &[Reproduced],
-                65533,
-            ),
-            cell(
-                "memcg-fill",
-                "6.1",
-                "v2",
-                Expect::NotReproduced,
-                &[NotReproduced],
-                12,
-            ),
-            cell(
-                "memcg-fill",
-                "6.12",
-                "v1",
-                Expect::Reproduced,
-                &[Reproduced, NotReproduced, Reproduced],
-                65533,
-            ),
-            crashed,
-            cell("pid-leak", "6.1", "v2", Expect::Any, &[Skipped], 0),
-            errored,
-        ];
-        s.cells[4].key_metric = None;
-        s
-    }
+    use crate::report::fixtures::{cell, mixed};
+    use crate::report::summary::tests::summary;
+    use crate::report::Expect;
 
     #[test]
     fn renders_a_mixed_run() {
@@ -688,39 +224,5 @@ accelerator tcg · repro 0.1.0 · started 2026-11-22T20:00:00Z · finished 2026-
             "{got}"
         );
         assert!(got.contains("○ 12 a\\|b ❌"), "{got}");
-    }
-
-    #[rstest]
-    #[case(serde_json::json!(65533), "cgroups", "65533 cgroups")]
-    #[case(serde_json::json!(1.5), "s", "1.5 s")]
-    #[case(serde_json::json!(2.0), "", "2")]
-    #[case(serde_json::json!(0.123456), "ms", "0.123 ms")]
-    #[case(serde_json::json!(0.0000123), "s", "1.23e-5 s")]
-    #[case(serde_json::json!("cgroup2"), "", "cgroup2")]
-    #[case(serde_json::json!(true), "", "true")]
-    fn formats_metrics(#[case] value: serde_json::Value, #[case] unit: &str, #[case] want: &str) {
-        let m = Metric {
-            value,
-            unit: unit.into(),
-        };
-        assert_eq!(format_metric(&m), want);
-    }
-
-    #[rstest]
-    #[case(Expect::Reproduced, &[Outcome::Reproduced], "✅")]
-    #[case(Expect::Reproduced, &[Outcome::NotReproduced], "❌")]
-    #[case(Expect::Reproduced, &[Outcome::Reproduced, Outcome::NotReproduced], "⚠️")]
-    #[case(Expect::Any, &[Outcome::Reproduced], "")]
-    #[case(Expect::Any, &[Outcome::Reproduced, Outcome::NotReproduced], "⚠️")]
-    #[case(Expect::Reproduced, &[Outcome::Error], "")]
-    fn markers_are_relative_to_expect(
-        #[case] expect: Expect,
-        #[case] outcomes: &[Outcome],
-        #[case] want: &str,
-    ) {
-        assert_eq!(
-            status_marker(&cell("s", "6.1", "v1", expect, outcomes, 1)),
-            want
-        );
     }
 }

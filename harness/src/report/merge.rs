@@ -1,7 +1,8 @@
 //! `repro merge`: join the results of several runs (CI shards) into one.
 //! Cell folders are copied so the artefact paths stay valid.
 
-use super::summary::{RunSummary, SummaryError};
+use super::summary::SummaryError;
+use super::RunSummary;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

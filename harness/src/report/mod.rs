@@ -5,13 +5,20 @@
 //! Invariant: every report file is rendered from `summary.json`'s type, so
 //! `repro report DIR` can re-render all of them.
 
+pub mod chart;
 pub mod compare;
+pub mod describe;
+pub mod escape;
+pub mod fixtures;
+pub mod format;
+pub mod grid;
 pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod merge;
 pub mod render;
 pub mod summary;
+pub mod symbols;
 pub mod terminal;
 
 pub use crate::model::{CellRecord, Expect, RunMeta, RunSummary, Status, SCHEMA_VERSION};

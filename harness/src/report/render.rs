@@ -2,7 +2,8 @@
 //! `summary.json`, `junit.xml`, `summary.md` and `report.html`, each
 //! atomically. `repro report DIR` re-renders them from `DIR/summary.json`.
 
-use super::summary::{write_atomic, RunSummary, SummaryError};
+use super::summary::{write_atomic, SummaryError};
+use super::RunSummary;
 use std::path::{Path, PathBuf};
 
 /// The report files, in the order [`render_all`] writes them.
@@ -17,7 +18,10 @@ pub fn render_all(s: &RunSummary, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         other => std::io::Error::other(other.to_string()),
     })?;
     let rendered = [
-        (FILES[1], super::junit::junit(s)),
+        (
+            FILES[1],
+            super::junit::junit(s).map_err(|e| std::io::Error::other(e.to_string()))?,
+        ),
         (FILES[2], super::markdown::markdown(s)),
         (FILES[3], super::html::html(s)),
     ];
@@ -33,7 +37,7 @@ pub fn render_all(s: &RunSummary, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::markdown::tests::mixed;
+    use crate::report::fixtures::mixed;
 
     #[test]
     fn writes_every_report_and_rereads_the_summary() {

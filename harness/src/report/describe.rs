@@ -1,0 +1,139 @@
+//! What the reports say about a cell and a run, as plain unescaped text:
+//! the attempt that stands for a cell, its key metric, attempt fraction
+//! and one-line problem, the run's status counts, and the kubelet note.
+
+use super::format::{first_line, metric};
+use super::symbols::STATUSES;
+use super::{CellRecord, RunSummary, Status};
+use crate::model::{Attempt, Outcome};
+
+/// Said wherever kubelet profiles appear in a report.
+pub const KUBELET_NOTE: &str = "Kubelet profiles reproduce each kubelet version's node-level actions \
+(the cgroups it creates, its runc's kernel-memory accounting, its defaults), not the kubelet binary.";
+
+/// How many cells have each status, every status in legend order.
+pub(crate) fn status_counts(s: &RunSummary) -> Vec<(Status, usize)> {
+    STATUSES
+        .iter()
+        .map(|st| (*st, s.cells.iter().filter(|c| c.status() == *st).count()))
+        .collect()
+}
+
+/// The attempt that stands for the cell: the last one whose outcome is the
+/// cell's outcome, else the last one.
+pub(crate) fn representative(c: &CellRecord) -> Option<&Attempt> {
+    let o = c.outcome();
+    c.attempts
+        .iter()
+        .rev()
+        .find(|a| a.outcome == o)
+        .or(c.attempts.last())
+}
+
+/// The cell's key metric with its unit, from the representative attempt
+/// (else the last attempt that reported it).
+pub(crate) fn key_metric(c: &CellRecord) -> Option<String> {
+    let name = c.key_metric.as_deref()?;
+    let m = representative(c)
+        .and_then(|a| a.metrics.get(name))
+        .or_else(|| c.attempts.iter().rev().find_map(|a| a.metrics.get(name)))?;
+    Some(metric(m))
+}
+
+/// "2/3" when the cell had more than one attempt: how many attempts ended
+/// with the cell's outcome.
+pub(crate) fn attempt_fraction(c: &CellRecord) -> Option<String> {
+    if c.attempts.len() < 2 {
+        return None;
+    }
+    let o = c.outcome();
+    let n = c.attempts.iter().filter(|a| a.outcome == o).count();
+    Some(format!("{n}/{}", c.attempts.len()))
+}
+
+/// What went wrong with a cell, in one line: `expected reproduced, got
+/// not-reproduced: <reason>`; empty for cells that passed.
+pub(crate) fn problem(c: &CellRecord) -> String {
+    let rep = representative(c);
+    let reason = rep.map(|a| first_line(&a.reason)).unwrap_or("");
+    let with_reason = |head: String| {
+        if reason.is_empty() {
+            head
+        } else {
+            format!("{head}: {reason}")
+        }
+    };
+    match c.status() {
+        Status::Passed => String::new(),
+        Status::Failed => with_reason(format!(
+            "expected {}, got {}",
+            c.expect.as_str(),
+            c.outcome()
+        )),
+        Status::Flaky => {
+            let mut counts: Vec<(Outcome, usize)> = vec![];
+            for a in &c.attempts {
+                match counts.iter_mut().find(|(o, _)| *o == a.outcome) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((a.outcome, 1)),
+                }
+            }
+            let list = counts
+                .iter()
+                .map(|(o, n)| format!("{o} ×{n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let miss = c
+                .attempts
+                .iter()
+                .rev()
+                .find(|a| !c.expect.accepts(a.outcome))
+                .map(|a| first_line(&a.reason))
+                .unwrap_or("");
+            let head = format!("flaky, expected {}: {list}", c.expect.as_str());
+            if miss.is_empty() {
+                head
+            } else {
+                format!("{head}: {miss}")
+            }
+        }
+        Status::Error => {
+            let phase = rep
+                .and_then(|a| a.phase)
+                .map(|p| format!(" in {}", p.as_str()))
+                .unwrap_or_default();
+            with_reason(format!("error{phase}"))
+        }
+        Status::Cancelled => with_reason("cancelled".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures::mixed;
+
+    #[test]
+    fn describes_every_kind_of_cell() {
+        let s = mixed();
+        let problems: Vec<String> = s.cells.iter().map(problem).collect();
+        assert_eq!(
+            problems,
+            [
+                "",
+                "",
+                "flaky, expected reproduced: reproduced ×2, not-reproduced ×1: \
+                 not-reproduced because of attempt 2",
+                "expected not-reproduced, got crashed: crashed because of attempt 1",
+                "",
+                "error in boot: qemu exited with status 1",
+            ]
+        );
+        assert_eq!(attempt_fraction(&s.cells[2]).as_deref(), Some("2/3"));
+        assert_eq!(attempt_fraction(&s.cells[0]), None);
+        assert_eq!(key_metric(&s.cells[0]).as_deref(), Some("65533 cgroups"));
+        assert_eq!(representative(&s.cells[2]).map(|a| a.number), Some(3));
+        let counts: Vec<usize> = status_counts(&s).into_iter().map(|(_, n)| n).collect();
+        assert_eq!(counts, [3, 1, 1, 1, 0]);
+    }
+}
