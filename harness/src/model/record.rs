@@ -3,6 +3,7 @@
 //! and writing it is `report::summary`'s job.
 
 use super::attempt::{Attempt, Outcome};
+use super::cell::CellKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -27,17 +28,9 @@ pub struct RunMeta {
 /// kubelet profile, driver and cgroup version), with every attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellRecord {
-    pub id: String,
-    pub scenario: String,
-    pub kernel: String,
-    pub cgroup: String,
-    /// Root filesystem (`None`: the initramfs guest).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rootfs: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubelet: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub driver: Option<String>,
+    /// Where the cell sits; serialized as its id beside the axis values.
+    #[serde(flatten)]
+    pub key: CellKey,
     pub params: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_metric: Option<String>,
@@ -115,6 +108,11 @@ impl Status {
 }
 
 impl CellRecord {
+    /// The cell's id.
+    pub fn id(&self) -> String {
+        self.key.to_string()
+    }
+
     /// Outcomes of the attempts that judged the scenario (not
     /// infrastructure errors or interruptions), in order.
     fn judged(&self) -> Vec<Outcome> {

@@ -122,10 +122,8 @@ fn classify(old: &CellState, new: &CellState) -> Kind {
 
 /// Compares `new` against `old`, matching cells by id.
 pub fn compare(old: &RunSummary, new: &RunSummary) -> Comparison {
-    let old_by_id: HashMap<&str, &CellRecord> =
-        old.cells.iter().map(|c| (c.id.as_str(), c)).collect();
-    let new_ids: std::collections::HashSet<&str> =
-        new.cells.iter().map(|c| c.id.as_str()).collect();
+    let old_by_id: HashMap<String, &CellRecord> = old.cells.iter().map(|c| (c.id(), c)).collect();
+    let new_ids: std::collections::HashSet<String> = new.cells.iter().map(|c| c.id()).collect();
     let mut cmp = Comparison {
         old_run: old.run_id.clone(),
         new_run: new.run_id.clone(),
@@ -138,15 +136,12 @@ pub fn compare(old: &RunSummary, new: &RunSummary) -> Comparison {
     };
     for c in &new.cells {
         let state = CellState::of(c);
-        let Some(o) = old_by_id.get(c.id.as_str()) else {
-            cmp.new_cells.push(CellEntry {
-                id: c.id.clone(),
-                state,
-            });
+        let Some(o) = old_by_id.get(&c.id()) else {
+            cmp.new_cells.push(CellEntry { id: c.id(), state });
             continue;
         };
         let change = CellChange {
-            id: c.id.clone(),
+            id: c.id(),
             old: CellState::of(o),
             new: state,
         };
@@ -158,9 +153,9 @@ pub fn compare(old: &RunSummary, new: &RunSummary) -> Comparison {
         }
     }
     for c in &old.cells {
-        if !new_ids.contains(c.id.as_str()) {
+        if !new_ids.contains(&c.id()) {
             cmp.removed_cells.push(CellEntry {
-                id: c.id.clone(),
+                id: c.id(),
                 state: CellState::of(c),
             });
         }

@@ -17,12 +17,11 @@ pub fn cell(
     metric: i64,
 ) -> CellRecord {
     let mut c = summary().cells.remove(0);
-    c.id = format!("{scenario}/kernel={kernel}/cgroup={cgroup}");
-    c.scenario = scenario.into();
-    c.kernel = kernel.into();
-    c.cgroup = cgroup.into();
+    c.key = format!("{scenario}/kernel={kernel}/cgroup={cgroup}")
+        .parse()
+        .unwrap();
     c.expect = expect;
-    let dir = c.id.replace('/', "__");
+    let dir = c.id().replace('/', "__");
     c.attempts = outcomes
         .iter()
         .enumerate()

@@ -4,6 +4,7 @@
 //! (Markdown, HTML, JUnit) walks these grids.
 
 use super::{CellRecord, RunSummary};
+use crate::model::{CgroupVersion, Driver};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Parameter names whose values differ between the given cells (they
@@ -30,19 +31,19 @@ pub(crate) fn varying_params<'a>(cells: impl IntoIterator<Item = &'a CellRecord>
 /// `scenario[kernel=6.1,kubelet=1.29,driver=systemd,cgroup=v2]`, absent
 /// axes left out, parameters that vary within the scenario appended.
 pub(crate) fn case_name(c: &CellRecord, varying: &[String]) -> String {
-    format!("{}[{}]", c.scenario, axes(c, varying).join(","))
+    format!("{}[{}]", c.key.scenario, axes(c, varying).join(","))
 }
 
 /// `kernel=6.1`, `kubelet=…`, `driver=…`, `cgroup=…`, varying parameters.
 fn axes(c: &CellRecord, varying: &[String]) -> Vec<String> {
-    let mut v = vec![format!("kernel={}", c.kernel)];
-    if let Some(k) = &c.kubelet {
+    let mut v = vec![format!("kernel={}", c.key.kernel)];
+    if let Some(k) = &c.key.kubelet {
         v.push(format!("kubelet={k}"));
     }
-    if let Some(d) = &c.driver {
+    if let Some(d) = &c.key.driver {
         v.push(format!("driver={d}"));
     }
-    v.push(format!("cgroup={}", c.cgroup));
+    v.push(format!("cgroup={}", c.key.cgroup));
     for p in varying {
         if let Some(val) = c.params.get(p) {
             v.push(format!("{p}={val}"));
@@ -56,8 +57,8 @@ fn axes(c: &CellRecord, varying: &[String]) -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Column {
     pub kubelet: Option<String>,
-    pub driver: Option<String>,
-    pub cgroup: String,
+    pub driver: Option<Driver>,
+    pub cgroup: CgroupVersion,
     pub params: Vec<(String, String)>,
 }
 
@@ -66,9 +67,9 @@ impl Column {
     /// are given.
     fn of(c: &CellRecord, varying: &[String]) -> Column {
         Column {
-            kubelet: c.kubelet.clone(),
-            driver: c.driver.clone(),
-            cgroup: c.cgroup.clone(),
+            kubelet: c.key.kubelet.clone(),
+            driver: c.key.driver,
+            cgroup: c.key.cgroup,
             params: varying
                 .iter()
                 .filter_map(|p| c.params.get(p).map(|v| (p.clone(), v.clone())))
@@ -83,9 +84,9 @@ impl Column {
             parts.push(format!("kubelet {k}"));
         }
         if let Some(d) = &self.driver {
-            parts.push(d.clone());
+            parts.push(d.to_string());
         }
-        parts.push(self.cgroup.clone());
+        parts.push(self.cgroup.to_string());
         for (k, v) in &self.params {
             parts.push(format!("{k}={v}"));
         }
@@ -116,7 +117,7 @@ impl Grid<'_> {
         format!(
             "{} · {} · {}",
             self.scenario,
-            c.kernel,
+            c.key.kernel,
             Column::of(c, &self.varying).label()
         )
     }
@@ -137,19 +138,20 @@ fn index_of<T: PartialEq>(v: &mut Vec<T>, x: T) -> usize {
 pub(crate) fn grids(s: &RunSummary) -> Vec<Grid<'_>> {
     let mut scenarios: Vec<&str> = vec![];
     for c in &s.cells {
-        index_of(&mut scenarios, c.scenario.as_str());
+        index_of(&mut scenarios, c.key.scenario.as_str());
     }
     scenarios
         .into_iter()
         .map(|name| {
-            let cells: Vec<&CellRecord> = s.cells.iter().filter(|c| c.scenario == name).collect();
+            let cells: Vec<&CellRecord> =
+                s.cells.iter().filter(|c| c.key.scenario == name).collect();
             let varying = varying_params(cells.iter().copied());
             let mut kernels: Vec<&str> = vec![];
             let mut columns: Vec<Column> = vec![];
             let placed: Vec<(usize, usize, &CellRecord)> = cells
                 .iter()
                 .map(|c| {
-                    let r = index_of(&mut kernels, c.kernel.as_str());
+                    let r = index_of(&mut kernels, c.key.kernel.as_str());
                     let k = index_of(&mut columns, Column::of(c, &varying));
                     (r, k, *c)
                 })
@@ -197,8 +199,8 @@ mod tests {
     #[test]
     fn names_and_labels_carry_every_axis() {
         let mut c = cell("kubelet-oom", "6.1", "v2", Expect::Any, &[Reproduced], 1);
-        c.kubelet = Some("1.29".into());
-        c.driver = Some("systemd".into());
+        c.key.kubelet = Some("1.29".into());
+        c.key.driver = Some(Driver::Systemd);
         c.params.insert("limit".into(), "10".into());
         let mut d = c.clone();
         d.params.insert("limit".into(), "20".into());

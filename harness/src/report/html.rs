@@ -117,7 +117,7 @@ pub fn html(s: &RunSummary) -> String {
 
 fn header(o: &mut String, s: &RunSummary) {
     let _ = writeln!(o, "<h1>repro run <code>{}</code></h1>", esc(&s.run_id));
-    if s.cells.iter().any(|c| c.kubelet.is_some()) {
+    if s.cells.iter().any(|c| c.key.kubelet.is_some()) {
         let _ = writeln!(o, "<p class=\"muted\">{}</p>", esc(KUBELET_NOTE));
     }
     if !s.complete {

@@ -181,14 +181,14 @@ fn status(c: &CellRecord) -> TestCaseStatus {
 
 fn case(c: &CellRecord, varying: &[String]) -> TestCase {
     let mut t = TestCase::new(case_name(c, varying), status(c));
-    t.set_classname(&c.scenario).set_time(secs(total(c)));
+    t.set_classname(&c.key.scenario).set_time(secs(total(c)));
     if let Some(ts) = c.attempts.first().and_then(|a| timestamp(&a.started_at)) {
         t.set_timestamp(ts);
     }
     let rep = representative(c);
     let mut props = vec![
-        Property::new("id", &c.id),
-        Property::new("kernel", &c.kernel),
+        Property::new("id", c.id()),
+        Property::new("kernel", &c.key.kernel),
     ];
     if let Some(a) = rep {
         let k = &a.kernel;
@@ -202,13 +202,13 @@ fn case(c: &CellRecord, varying: &[String]) -> TestCase {
         props.push(Property::new("accel", &a.accel));
         props.push(Property::new("machine", &a.machine));
     }
-    if let Some(k) = &c.kubelet {
+    if let Some(k) = &c.key.kubelet {
         props.push(Property::new("kubelet", k));
     }
-    if let Some(d) = &c.driver {
-        props.push(Property::new("driver", d));
+    if let Some(d) = c.key.driver {
+        props.push(Property::new("driver", d.as_str()));
     }
-    props.push(Property::new("cgroup", &c.cgroup));
+    props.push(Property::new("cgroup", c.key.cgroup.as_str()));
     props.push(Property::new("outcome", c.outcome().as_str()));
     props.push(Property::new("expect", c.expect.as_str()));
     props.push(Property::new("status", c.status().as_str()));

@@ -55,7 +55,7 @@ pub fn markdown(s: &RunSummary) -> String {
         facts.push(format!("finished {}", md(f)));
     }
     let _ = writeln!(out, "{}\n", facts.join(" · "));
-    if s.cells.iter().any(|c| c.kubelet.is_some()) {
+    if s.cells.iter().any(|c| c.key.kubelet.is_some()) {
         let _ = writeln!(out, "{}\n", KUBELET_NOTE);
     }
 
@@ -153,14 +153,14 @@ accelerator tcg · repro 0.1.0 · started 2026-11-22T20:00:00Z · finished 2026-
         use Outcome::*;
         let mut s = summary();
         let mut a = cell("kubelet-oom", "6.1", "v1", Expect::Any, &[Reproduced], 1);
-        a.kubelet = Some("1.9".into());
-        a.driver = Some("cgroupfs".into());
+        a.key.kubelet = Some("1.9".into());
+        a.key.driver = Some(Driver::Cgroupfs);
         let mut b = cell("kubelet-oom", "6.1", "v2", Expect::Any, &[NotReproduced], 2);
-        b.kubelet = Some("1.29".into());
-        b.driver = Some("systemd".into());
+        b.key.kubelet = Some("1.29".into());
+        b.key.driver = Some(Driver::Systemd);
         let mut c = cell("kubelet-oom", "6.12", "v2", Expect::Any, &[Cancelled], 3);
-        c.kubelet = Some("1.29".into());
-        c.driver = Some("systemd".into());
+        c.key.kubelet = Some("1.29".into());
+        c.key.driver = Some(Driver::Systemd);
         c.key_metric = None;
         s.cells = vec![a, b, c];
         s.complete = false;
@@ -194,7 +194,7 @@ accelerator tcg · repro 0.1.0 · started 2026-11-22T20:00:00Z · finished 2026-
             2,
         );
         b.params.insert("limit".into(), "20".into());
-        b.id.push_str("/limit=20");
+        b.key.label.push_str("-limit20");
         s.cells = vec![a, b];
         let got = markdown(&s);
         assert!(

@@ -33,9 +33,9 @@ pub fn merge(runs: &[(PathBuf, RunSummary)], run_id: &str) -> Result<RunSummary,
     out.cells.clear();
     for (dir, s) in runs {
         for c in &s.cells {
-            if let Some(first) = seen.insert(c.id.clone(), dir.clone()) {
+            if let Some(first) = seen.insert(c.id(), dir.clone()) {
                 return Err(MergeError::Duplicate {
-                    id: c.id.clone(),
+                    id: c.id(),
                     first,
                     second: dir.clone(),
                 });
@@ -129,7 +129,7 @@ mod tests {
         let mut s1 = summary();
         s1.cells[0].attempts[0].artifacts.dir = "c1/attempt-1".into();
         let mut s2 = summary();
-        s2.cells[0].id = "other/kernel=5.10/cgroup=v1".into();
+        s2.cells[0].key = "other/kernel=5.10/cgroup=v1".parse().unwrap();
         s2.cells[0].attempts[0].artifacts.dir = "c2/attempt-1".into();
         s2.complete = false;
         for (d, s, c) in [(&a, &s1, "c1"), (&b, &s2, "c2")] {

@@ -2,8 +2,9 @@
 //! human line per finished cell. On a non-terminal (CI logs) it prints
 //! plain lines instead of bars.
 
-use crate::model::{Attempt, Outcome};
+use crate::model::Attempt;
 use crate::model::{Event, EventSink};
+use crate::report::symbols;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -81,15 +82,7 @@ impl TerminalReporter {
 
 /// The one-line summary of a finished attempt.
 pub fn attempt_line(id: &str, a: &Attempt, key_metric: Option<&str>) -> String {
-    let symbol = match a.outcome {
-        Outcome::Reproduced => "●",
-        Outcome::NotReproduced => "○",
-        Outcome::Skipped => "-",
-        Outcome::Crashed => "✗",
-        Outcome::Timeout => "⧗",
-        Outcome::Error => "!",
-        Outcome::Cancelled => "×",
-    };
+    let symbol = symbols::outcome_symbol(a.outcome, symbols::Glyphs::Terminal);
     let metric = key_metric
         .and_then(|k| a.metrics.get(k).map(|m| (k, m)))
         .map(|(k, m)| {
@@ -217,7 +210,13 @@ impl EventSink for TerminalReporter {
 pub fn summary_table(s: &crate::report::RunSummary) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let width = s.cells.iter().map(|c| c.id.len()).max().unwrap_or(4).max(4);
+    let width = s
+        .cells
+        .iter()
+        .map(|c| c.id().len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let _ = writeln!(
         out,
         "\n{:<width$}  {:<9} {:<15} {:>8}  key metric",
@@ -244,7 +243,7 @@ pub fn summary_table(s: &crate::report::RunSummary) -> String {
         let _ = writeln!(
             out,
             "{:<width$}  {:<9} {:<15} {:>8}  {}",
-            c.id,
+            c.id(),
             c.status().as_str(),
             c.outcome().as_str(),
             c.attempts.len(),
@@ -263,6 +262,7 @@ pub fn summary_table(s: &crate::report::RunSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Outcome;
     use crate::report::summary::tests::attempt;
 
     #[test]

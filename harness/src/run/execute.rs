@@ -334,13 +334,7 @@ fn run_cell(
 
 fn record(plan: &PlannedCell, attempts: Vec<Attempt>) -> CellRecord {
     CellRecord {
-        id: plan.id(),
-        scenario: plan.key.scenario.clone(),
-        kernel: plan.key.kernel.clone(),
-        cgroup: plan.key.cgroup.to_string(),
-        rootfs: plan.key.rootfs.clone(),
-        kubelet: plan.key.kubelet.clone(),
-        driver: plan.key.driver.map(|d| d.to_string()),
+        key: plan.key.clone(),
         params: plan.params.clone(),
         key_metric: plan.scenario.manifest.key_metric.clone(),
         expect: plan.expect,
