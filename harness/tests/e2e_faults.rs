@@ -1,3 +1,4 @@
+#![cfg(feature = "e2e")]
 //! End-to-end fault handling with fixture scenarios (tests/scenarios):
 //! a kernel panic, a hang, a broken script, a dropped SSH connection, and
 //! interrupting or killing the harness while a guest runs.

@@ -1,3 +1,4 @@
+#![cfg(feature = "e2e")]
 //! End-to-end: `repro matrix` on the small real matrix in ci/smoke.toml
 //! (2 kernels × 2 quick scenarios) with two cells in parallel, its reports,
 //! and shard listing.

@@ -1,3 +1,4 @@
+#![cfg(feature = "e2e")]
 //! End-to-end: root-filesystem guests. A Debian release built with
 //! mmdebstrap (bullseye: systemd 247, runc 1.0.0~rc93, containerd 1.4)
 //! boots through the kernel's initramfs into systemd, and the scenarios

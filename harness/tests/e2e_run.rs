@@ -1,3 +1,4 @@
+#![cfg(feature = "e2e")]
 //! End-to-end: `repro run` boots real Debian kernels under QEMU (KVM if it
 //! really works here, else TCG) and runs real scenarios over SSH.
 

@@ -1,3 +1,4 @@
+#![cfg(feature = "e2e")]
 //! End-to-end: each kernel-axis scenario with small parameters on a real
 //! kernel (the full-size runs are for `repro run` and the nightly matrix).
 

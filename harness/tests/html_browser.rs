@@ -1,3 +1,4 @@
+#![cfg(feature = "e2e")]
 //! The HTML report in a real browser: Debian's headless chromium renders
 //! it to a non-trivial screenshot, its DOM has the cell links, and a cell's
 //! log link opens the console log written beside it.
@@ -5,6 +6,10 @@
 //! Needs chromium (`apt-get install -y chromium`); without it this test
 //! fails and says so. `REPRO_CHROMIUM` names another binary;
 //! `REPRO_BROWSER_OUT=DIR` keeps the rendered run and its screenshot.
+//!
+//! It boots nothing, but it needs a host package that plain `cargo test`
+//! must not depend on, so it sits behind the `e2e` feature with the booting
+//! tests: `cargo xtask test` installs chromium and turns the feature on.
 
 use repro::model::{
     Artifacts, Attempt, ConsoleFinding, KernelInfo, Metric, Outcome, Series, Timings,

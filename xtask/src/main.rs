@@ -4,8 +4,11 @@
 //!   OpenSSL headers for ssh2, pkg-config) through apt when missing.
 //! - `cargo xtask demo`: setup, then `repro run memcg-fill --kernel 6.1`.
 //! - `cargo xtask test`: setup (plus chromium for the HTML report test),
-//!   then the whole test suite, including the end-to-end tests that boot
-//!   real kernels.
+//!   then the whole test suite: `cargo test --workspace` with the `e2e`
+//!   feature of `repro`, which turns on the end-to-end tests that boot real
+//!   kernels, download from a Debian mirror and drive a browser.
+//! - `cargo xtask test --fast`: only the unit and no-boot tests (what plain
+//!   `cargo test` runs), after installing just what the build needs.
 
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
@@ -21,6 +24,10 @@ const HOST_PACKAGES: &[&str] = &[
     "libssl-dev",
     "pkg-config",
 ];
+
+/// The part of [`HOST_PACKAGES`] that building needs (ssh2 links OpenSSL):
+/// enough for `cargo xtask test --fast`, which boots nothing.
+const BUILD_PACKAGES: &[&str] = &["libssl-dev", "pkg-config"];
 
 /// Extra packages for the test suite: the HTML report is checked in a real
 /// headless browser.
@@ -46,15 +53,21 @@ fn main() -> Result<()> {
             .run()?;
             Ok(())
         }
+        Some("test") if args.get(1).map(String::as_str) == Some("--fast") => {
+            setup(&sh, BUILD_PACKAGES)?;
+            let rest = &args[2..];
+            cmd!(sh, "cargo test --workspace {rest...}").run()?;
+            Ok(())
+        }
         Some("test") => {
             setup(&sh, HOST_PACKAGES)?;
             setup(&sh, TEST_PACKAGES)?;
             let rest = &args[1..];
-            cmd!(sh, "cargo test --workspace {rest...}").run()?;
+            cmd!(sh, "cargo test --workspace --features repro/e2e {rest...}").run()?;
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <setup|demo|test> [extra args]");
+            eprintln!("usage: cargo xtask <setup|demo|test [--fast]> [extra args]");
             bail!("unknown or missing xtask command")
         }
     }
