@@ -197,13 +197,7 @@ fn cell(
     let id = format!("memcg-fill/kernel={kernel}/cgroup={cgroup}");
     let dir = id.replace('/', "__");
     CellRecord {
-        id,
-        scenario: "memcg-fill".into(),
-        kernel: kernel.into(),
-        cgroup: cgroup.into(),
-        rootfs: None,
-        kubelet: None,
-        driver: None,
+        key: id.parse().expect("a valid cell id"),
         params: [("limit".to_string(), "65536".to_string())].into(),
         key_metric: Some("created".into()),
         expect,

@@ -43,8 +43,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         "downloads and images, QEMU, SSH, reporters",
         &["images", "vm", "guest", "report"],
     ),
-    ("configuration precedence", &["settings"]),
     ("the runner", &["run"]),
+    ("configuration precedence, into the runner's options", &["settings"]),
 ];
 
 /// Edges inside one layer that are allowed anyway, as (user, used). Keep it
