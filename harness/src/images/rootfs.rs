@@ -200,7 +200,7 @@ pub struct Image {
 /// Installed versions of `names` from a dpkg `status` file.
 pub fn installed_versions(status: &str, names: &[String]) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let _ = super::debian::for_each_paragraph::<()>(status, false, |_, fields| {
+    let _ = super::debian::deb822::for_each_paragraph::<()>(status, false, |_, fields| {
         let get = |k: &str| fields.iter().find(|f| f.key == k).map(|f| f.value.trim());
         if let (Some(p), Some(v), Some(st)) = (get("Package"), get("Version"), get("Status")) {
             if st.ends_with(" installed") && names.iter().any(|n| n == p) {
