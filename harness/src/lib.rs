@@ -6,6 +6,7 @@
 
 pub mod guest;
 pub mod images;
+pub mod keys;
 pub mod kit;
 pub mod kubelet;
 pub mod model;

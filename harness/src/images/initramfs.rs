@@ -6,7 +6,7 @@
 //! `build` is pure apart from reading the extracted package trees; fetching
 //! the packages and the kernel is the caller's job (see `guest_image`).
 
-use crate::guest::KeyPair;
+use crate::keys::{KeyError, KeyPair};
 use crate::tomlfile::{self, TomlFileError};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -69,6 +69,8 @@ pub enum InitramfsError {
     Elf { path: PathBuf, message: String },
     #[error("writing the cpio archive failed: {0}")]
     Write(std::io::Error),
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 /// One extracted userland package.
@@ -191,7 +193,7 @@ pub fn assemble(inputs: &Inputs, host_key: &KeyPair) -> Result<Tree, InitramfsEr
     );
     t.insert(
         "/etc/dropbear/dropbear_ed25519_host_key".into(),
-        Node::File(host_key.dropbear_private(), 0o600),
+        Node::File(host_key.dropbear_private()?, 0o600),
     );
     t.insert(
         "/usr/bin/repro-kit".into(),

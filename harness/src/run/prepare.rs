@@ -3,12 +3,12 @@
 //! accelerator. Glue between `images`, `vm` and the runner's events.
 
 use super::events::{Event, EventSink};
-use crate::guest::{keys, KeyPair};
 use crate::images::cache::Cache;
 use crate::images::debian::{self, Archive, PackageQuery};
 use crate::images::initramfs::{self, ModuleBlob, PackageTree, Userland};
 use crate::images::kernel::{self, KernelSpec, ResolvedKernel};
 use crate::images::rootfs;
+use crate::keys::{self, KeyPair};
 use crate::model::KernelInfo;
 use crate::vm::{self, accel, Accel, AccelChoice, Machine, VmSpec};
 use std::path::{Path, PathBuf};
