@@ -9,15 +9,18 @@
 //! ```
 //!
 //! Writers never leave half-written files behind: they write to a temporary file in the
-//! destination's folder and rename it into place (`atomic_write`, `Cache::blob_tempfile`).
+//! destination's folder and rename it into place (`atomic_write`, built on
+//! [`crate::fsutil`], and `Cache::blob_tempfile`).
 //! Processes that build the same thing serialize on `Cache::lock`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use fs4::fs_std::FileExt;
 use sha2::{Digest, Sha256};
+
+use crate::fsutil;
 
 /// What went wrong in the cache.
 #[derive(Debug, thiserror::Error)]
@@ -205,47 +208,37 @@ pub(crate) fn create_dir_all(path: &Path) -> Result<()> {
     })
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
-/// Readers see either the old content or the new, never a part. Creates the parent folder.
+/// [`fsutil::atomic_write`] into the cache: creates the parent folder first, and names the
+/// file and the cure in errors.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    create_dir_all(&dir)?;
-    let err = |source| CacheError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(&dir)
-        .map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    create_parent(path)?;
+    fsutil::atomic_write(path, bytes).map_err(write_err(path))
 }
 
-/// Like `atomic_write`, but the content comes from a reader (for large files).
+/// [`fsutil::atomic_write_from`] into the cache (for large files), like [`atomic_write`].
 pub fn atomic_write_from(path: &Path, reader: &mut dyn Read) -> Result<u64> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    create_dir_all(&dir)?;
-    let err = |source| CacheError::Write {
+    create_parent(path)?;
+    fsutil::atomic_write_from(path, reader).map_err(write_err(path))
+}
+
+/// Writes `value` as pretty JSON with [`atomic_write`] (records and markers in the cache).
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| write_err(path)(e.into()))?;
+    atomic_write(path, &bytes)
+}
+
+fn create_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => create_dir_all(p),
+        _ => Ok(()),
+    }
+}
+
+fn write_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
+    move |source| CacheError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(&dir)
-        .map_err(err)?;
-    let n = io::copy(reader, &mut tmp).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(n)
+    }
 }
 
 /// The sha256 of a file, as lowercase hex.
