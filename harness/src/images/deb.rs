@@ -180,9 +180,9 @@ fn rpm_header_len(b: &[u8], off: usize) -> Option<usize> {
     if b.get(off..off + 4)? != RPM_HEADER_MAGIC {
         return None;
     }
-    let be = |o: usize| {
-        b.get(o..o + 4)
-            .map(|s| u32::from_be_bytes(s.try_into().unwrap()) as usize)
+    let be = |o: usize| -> Option<usize> {
+        let s = b.get(o..o.checked_add(4)?)?;
+        Some(u32::from_be_bytes(s.try_into().ok()?) as usize)
     };
     let nindex = be(off + 8)?;
     let hsize = be(off + 12)?;

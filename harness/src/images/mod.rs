@@ -33,7 +33,7 @@
 //!     eprintln!("{done}/{total}");
 //! })?;
 //! let modules = images::module_load_order(
-//!     kernel.modules_dir.as_deref().expect("a Debian kernel has modules"),
+//!     kernel.modules_dir.as_deref().ok_or("a Debian kernel has modules")?,
 //!     &["virtio_net", "virtio_blk"],
 //! )?;
 //! # let _ = modules;

@@ -416,11 +416,7 @@ pub fn ensure(
         versions,
         host_key: host_key.trim().to_string(),
     };
-    let json = serde_json::to_vec_pretty(&meta).map_err(|e| RootfsError::Io {
-        path: dir.join("image.json"),
-        message: e.to_string(),
-    })?;
-    cache::atomic_write(&dir.join("image.json"), &json)?;
+    cache::write_json(&dir.join("image.json"), &meta)?;
     cache::atomic_write(&dir.join(".complete"), b"")?;
     Ok(Image {
         path: final_path,

@@ -230,7 +230,7 @@ impl Archive {
                     fetched_at: now_secs(),
                     ..meta.clone().unwrap_or_default()
                 };
-                write_json(&meta_path, &m)?;
+                cache::write_json(&meta_path, &m)?;
                 Ok((path, m.sha256))
             }
             Ok(Fetched::Body {
@@ -248,7 +248,7 @@ impl Archive {
                     return stale_or(e.into());
                 }
                 let sha256 = hex::encode(hashing.hasher.finalize());
-                write_json(
+                cache::write_json(
                     &meta_path,
                     &IndexMeta {
                         url: url.clone(),
@@ -301,7 +301,7 @@ impl Archive {
                 Some(m) => m.entries,
                 None => {
                     let entries = parse_index_file(&path, s, &q.component, Some(&keep))?;
-                    write_json(
+                    cache::write_json(
                         &memo_path,
                         &MatchMemo {
                             index_sha256: sha,
@@ -327,12 +327,6 @@ impl Archive {
                 available: String::new(),
             })
     }
-}
-
-fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(v).expect("serializable");
-    cache::atomic_write(path, &bytes)?;
-    Ok(())
 }
 
 /// Decompresses a whole `.xz` file to a string.

@@ -77,7 +77,11 @@ impl Archive {
             mut reader, length, ..
         } = http::get(&self.agent, url, (None, None))?
         else {
-            unreachable!("unconditional GET answered 304");
+            return Err(DebianError::Http {
+                url: url.to_string(),
+                status: 304,
+                hint: "the server answered \"not modified\" to an unconditional request; retry or use another mirror".into(),
+            });
         };
         let total = expected_size.or(length).unwrap_or(0);
         let mut tmp = self.cache.blob_tempfile()?;
@@ -124,7 +128,9 @@ impl Archive {
         }
         tmp.as_file().sync_all().map_err(io_err(&tmp_path))?;
         let blob = self.cache.blob_path(&actual);
-        cache::create_dir_all(blob.parent().expect("blob path has a parent"))?;
+        if let Some(parent) = blob.parent() {
+            cache::create_dir_all(parent)?;
+        }
         tmp.persist(&blob).map_err(|e| DebianError::Io {
             path: blob.clone(),
             source: e.error,

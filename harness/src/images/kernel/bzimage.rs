@@ -8,13 +8,13 @@ use std::io::{self, Read};
 pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
 fn le32(b: &[u8], off: usize) -> Option<u32> {
-    b.get(off..off + 4)
-        .map(|s| u32::from_le_bytes(s.try_into().unwrap()))
+    let s = b.get(off..off.checked_add(4)?)?;
+    Some(u32::from_le_bytes(s.try_into().ok()?))
 }
 
 fn le16(b: &[u8], off: usize) -> Option<u16> {
-    b.get(off..off + 2)
-        .map(|s| u16::from_le_bytes(s.try_into().unwrap()))
+    let s = b.get(off..off.checked_add(2)?)?;
+    Some(u16::from_le_bytes(s.try_into().ok()?))
 }
 
 /// Whether the bytes carry the x86 boot protocol header (`HdrS` at 0x202).

@@ -123,7 +123,7 @@ fn choose_package(
 ) -> Result<PackageEntry> {
     let cache = archive.cache();
     let res_path = resolution_path(cache, &m.name, version)?;
-    let digest = m.digest();
+    let digest = m.digest()?;
     let from_index = (|| -> Result<PackageEntry> {
         let q = m.query()?;
         let all = archive.matching(&q)?;
@@ -168,10 +168,7 @@ fn choose_package(
                     package: e.clone(),
                     resolved_at: now_secs(),
                 };
-                cache::atomic_write(
-                    &res_path,
-                    &serde_json::to_vec_pretty(&r).expect("serializable"),
-                )?;
+                cache::write_json(&res_path, &r)?;
             }
             Ok(e)
         }
@@ -259,7 +256,14 @@ fn resolve_rpm(
     progress: &dyn Fn(u64, u64),
 ) -> Result<ResolvedKernel> {
     let cache = archive.cache();
-    let url = m.url.clone().expect("validated: rpm-url has url");
+    let Some(url) = m.url.clone() else {
+        return Err(KernelError::Manifest {
+            path: PathBuf::from(format!("images/kernels/{}.toml", m.name)),
+            line: 0,
+            column: 0,
+            message: "kind = \"rpm-url\" needs `url`".into(),
+        });
+    };
     let pin_path = cache
         .dir("kernels/pins")?
         .join(format!("{}.json", cache::sanitize_name(&m.name)));
@@ -302,13 +306,12 @@ fn resolve_rpm(
             e => e.into(),
         })?;
     if pinned.is_none() {
-        cache::atomic_write(
+        cache::write_json(
             &pin_path,
-            &serde_json::to_vec_pretty(&Pin {
+            &Pin {
                 url: url.clone(),
                 sha256: digest.clone(),
-            })
-            .expect("serializable"),
+            },
         )?;
         archive.warn(&format!(
             "kernel {}: pinned sha256 {digest} for {url} on first download; add `sha256 = \"{digest}\"` to images/kernels/{}.toml",
@@ -417,10 +420,7 @@ fn unpack_tree(
         config,
         pvh,
     };
-    cache::atomic_write(
-        &dir.join("kernel.json"),
-        &serde_json::to_vec_pretty(&t).expect("serializable"),
-    )?;
+    cache::write_json(&dir.join("kernel.json"), &t)?;
     Ok(t)
 }
 
@@ -531,7 +531,7 @@ fn resolve_local(
             _ => {
                 let _lock = cache.lock(&format!("kernel-local-{hash}"))?;
                 let k = make_vmlinux(vmlinuz, &out, &|m| archive.warn(m))?;
-                cache::atomic_write(&marker, &serde_json::to_vec(&k).expect("serializable"))?;
+                cache::write_json(&marker, &k)?;
                 k
             }
         };

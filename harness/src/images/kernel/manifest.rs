@@ -84,8 +84,16 @@ impl KernelManifest {
         }
     }
 
-    pub(super) fn digest(&self) -> String {
-        cache::sha256_bytes(&serde_json::to_vec(self).expect("serializable"))
+    /// The sha256 of the manifest's fields: a recorded resolution is valid only for the
+    /// manifest that made it.
+    pub(super) fn digest(&self) -> Result<String> {
+        let json = serde_json::to_vec(self).map_err(|e| KernelError::Manifest {
+            path: PathBuf::from(format!("images/kernels/{}.toml", self.name)),
+            line: 0,
+            column: 0,
+            message: format!("cannot serialize the manifest: {e}"),
+        })?;
+        Ok(cache::sha256_bytes(&json))
     }
 }
 
