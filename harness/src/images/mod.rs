@@ -47,6 +47,7 @@
 //! `repro images fetch <kernel>`.
 
 pub mod cache;
+pub mod compress;
 pub mod deb;
 pub mod debian;
 pub mod initramfs;

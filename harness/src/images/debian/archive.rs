@@ -17,6 +17,7 @@ use super::mirror::Mirror;
 use super::packages::{parse_packages_from, sort_matches, PackageEntry, PackageQuery};
 use super::{io_err, DebianError, Result, ARCH, DEFAULT_INDEX_TTL};
 use crate::images::cache::{self, Cache};
+use crate::images::compress::{self, Compression, Extent};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct IndexMeta {
@@ -332,13 +333,14 @@ impl Archive {
 /// Decompresses a whole `.xz` file to a string.
 pub fn read_xz_to_string(path: &Path) -> Result<String> {
     let f = File::open(path).map_err(io_err(path))?;
-    let mut dec = xz2::read::XzDecoder::new_multi_decoder(BufReader::new(f));
+    let decompress_err = |source| DebianError::Decompress {
+        what: path.display().to_string(),
+        source,
+    };
+    let mut dec = compress::decoder(Compression::Xz, BufReader::new(f), Extent::All)
+        .map_err(decompress_err)?;
     let mut s = String::new();
-    dec.read_to_string(&mut s)
-        .map_err(|source| DebianError::Decompress {
-            what: path.display().to_string(),
-            source,
-        })?;
+    dec.read_to_string(&mut s).map_err(decompress_err)?;
     Ok(s)
 }
 

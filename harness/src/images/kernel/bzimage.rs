@@ -2,7 +2,9 @@
 //! string, unpacking the ELF `vmlinux` from its compressed payload, and telling whether that
 //! ELF has the PVH entry note (so QEMU can boot it directly on `microvm`).
 
-use std::io::{self, Read};
+use std::io::Read;
+
+use crate::images::compress::{self, Compression, Extent};
 
 /// ELF note type of the PVH 32-bit entry point (`XEN_ELFNOTE_PHYS32_ENTRY`), name "Xen".
 pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
@@ -37,10 +39,6 @@ pub fn bzimage_release(b: &[u8]) -> Option<String> {
     text.split_whitespace().next().map(str::to_string)
 }
 
-const XZ_MAGIC: &[u8] = &[0xFD, b'7', b'z', b'X', b'Z', 0x00];
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xB5, 0x2F, 0xFD];
-const GZIP_MAGIC: &[u8] = &[0x1F, 0x8B, 0x08];
-
 /// The uncompressed ELF kernel inside a bzImage. The payload is found through the boot
 /// protocol header (`payload_offset`, protocol 2.08+), else by scanning for an XZ, zstd or
 /// gzip magic; it is decompressed up to the end of its first stream (the bzImage appends
@@ -64,7 +62,8 @@ pub fn extract_vmlinux(bz: &[u8]) -> std::result::Result<Vec<u8>, String> {
             }
         }
     }
-    for magic in [XZ_MAGIC, ZSTD_MAGIC, GZIP_MAGIC] {
+    for c in Compression::ALL {
+        let magic = c.magic();
         let mut from = 0;
         while let Some(p) = find(&bz[from..], magic) {
             candidates.push((from + p, bz.len()));
@@ -77,26 +76,18 @@ pub fn extract_vmlinux(bz: &[u8]) -> std::result::Result<Vec<u8>, String> {
     let mut last = String::from("no compressed payload found");
     for (start, end) in candidates {
         let data = &bz[start..end];
-        let r = if data.starts_with(XZ_MAGIC) {
-            decompress_xz_first_stream(data)
-        } else if data.starts_with(ZSTD_MAGIC) {
-            zstd::stream::read::Decoder::with_buffer(data).and_then(|d| {
-                let mut v = Vec::new();
-                d.single_frame().read_to_end(&mut v)?;
-                Ok(v)
-            })
-        } else if data.starts_with(GZIP_MAGIC) {
-            let mut v = Vec::new();
-            flate2::read::GzDecoder::new(data)
-                .read_to_end(&mut v)
-                .map(|_| v)
-        } else {
+        let Some(c) = Compression::detect(data) else {
             last = format!(
                 "payload at {start:#x} uses a compression repro does not read (magic {:02x?}); build the kernel with XZ, zstd or gzip",
                 &data[..data.len().min(4)]
             );
             continue;
         };
+        let r = compress::decoder(c, data, Extent::First).and_then(|mut d| {
+            let mut v = Vec::with_capacity(data.len() * 4);
+            d.read_to_end(&mut v)?;
+            Ok(v)
+        });
         match r {
             Ok(v) if v.starts_with(b"\x7fELF") => return Ok(v),
             Ok(_) => last = format!("payload at {start:#x} does not decompress to an ELF file"),
@@ -108,35 +99,6 @@ pub fn extract_vmlinux(bz: &[u8]) -> std::result::Result<Vec<u8>, String> {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Decompresses the first XZ stream of `data`, ignoring what follows it.
-pub fn decompress_xz_first_stream(data: &[u8]) -> io::Result<Vec<u8>> {
-    let mut s = xz2::stream::Stream::new_stream_decoder(u64::MAX, 0).map_err(io::Error::other)?;
-    let mut out: Vec<u8> = Vec::with_capacity(data.len() * 4);
-    loop {
-        if out.len() == out.capacity() {
-            out.reserve(out.capacity().max(1 << 20));
-        }
-        let before_in = s.total_in();
-        let before_out = s.total_out();
-        let status = s
-            .process_vec(
-                &data[s.total_in() as usize..],
-                &mut out,
-                xz2::stream::Action::Run,
-            )
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        if status == xz2::stream::Status::StreamEnd {
-            return Ok(out);
-        }
-        if s.total_in() == before_in && s.total_out() == before_out && out.len() < out.capacity() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "XZ stream is truncated",
-            ));
-        }
-    }
 }
 
 /// Checks that `elf` is an x86-64 ELF and tells whether it has the PVH entry note
@@ -173,38 +135,16 @@ pub(crate) mod tests {
     use super::*;
     use rstest::rstest;
 
-    #[test]
-    fn xz_first_stream_ignores_trailer() {
-        use std::io::Write;
-        let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
-        e.write_all(&b"hello kernel ".repeat(1000)).unwrap();
-        let mut data = e.finish().unwrap();
-        data.extend_from_slice(&[0x12, 0x34, 0x56, 0x78]);
-        assert_eq!(
-            decompress_xz_first_stream(&data).unwrap(),
-            b"hello kernel ".repeat(1000)
-        );
-        assert!(decompress_xz_first_stream(&data[..data.len() / 2]).is_err());
-    }
-
     /// A fake bzImage: header fields, a payload that is an ELF-looking blob compressed with
     /// `compression`, and a 4-byte trailer.
     pub(crate) fn fake_bzimage(compression: &str, elf: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let payload = match compression {
-            "xz" => {
-                let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
-                e.write_all(elf).unwrap();
-                e.finish().unwrap()
-            }
-            "zst" => zstd::encode_all(elf, 3).unwrap(),
-            "gz" => {
-                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                e.write_all(elf).unwrap();
-                e.finish().unwrap()
-            }
-            _ => unreachable!(),
+        let c = match compression {
+            "xz" => Compression::Xz,
+            "zst" => Compression::Zstd,
+            "gz" => Compression::Gzip,
+            other => panic!("unknown compression {other}"),
         };
+        let payload = compress::tests::compress(c, elf);
         let mut b = vec![0u8; 5 * 512];
         b[0x1f1] = 4;
         b[0x202..0x206].copy_from_slice(b"HdrS");

@@ -36,8 +36,7 @@ pub mod modules;
 pub mod spec;
 
 pub use bzimage::{
-    bzimage_release, decompress_xz_first_stream, elf_pvh, extract_vmlinux, is_bzimage,
-    XEN_ELFNOTE_PHYS32_ENTRY,
+    bzimage_release, elf_pvh, extract_vmlinux, is_bzimage, XEN_ELFNOTE_PHYS32_ENTRY,
 };
 pub use fetch::{kernel_files_filter, resolve, ResolvedKernel};
 pub use manifest::{check_unique, load_manifests, parse_manifest, KernelKind, KernelManifest};

@@ -3,12 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::{io_err, KernelError, Result};
+use crate::images::compress;
 
 /// A module to load, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,31 +86,14 @@ pub fn parse_builtin(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// A module file's bytes, decompressed if it is `.ko.xz`, `.ko.zst` or `.ko.gz`.
+/// A module file's bytes, decompressed if it is compressed (`.ko.xz`, `.ko.zst`, `.ko.gz`:
+/// told by the content's magic bytes).
 pub fn decompress_module(path: &Path) -> Result<Vec<u8>> {
     let raw = fs::read(path).map_err(io_err(path))?;
-    let name = path.to_string_lossy();
-    let err = |e: io::Error| KernelError::Module {
+    compress::decompress_all(&raw).map_err(|e| KernelError::Module {
         path: path.to_path_buf(),
         why: format!("cannot decompress: {e}"),
-    };
-    let mut v = Vec::new();
-    if name.ends_with(".xz") {
-        xz2::read::XzDecoder::new_multi_decoder(raw.as_slice())
-            .read_to_end(&mut v)
-            .map_err(err)?;
-    } else if name.ends_with(".zst") {
-        zstd::stream::read::Decoder::new(raw.as_slice())
-            .and_then(|mut d| d.read_to_end(&mut v))
-            .map_err(err)?;
-    } else if name.ends_with(".gz") {
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut v)
-            .map_err(err)?;
-    } else {
-        return Ok(raw);
-    }
-    Ok(v)
+    })
 }
 
 /// The `key=value` strings of a module's `.modinfo` section.
