@@ -126,6 +126,49 @@ impl Cache {
         }
     }
 
+    /// Builds something in the cache once, however many processes want it at the same time:
+    /// returns what `cached` finds; else takes the lock `lock_name`, asks `cached` again
+    /// (another process may have finished while this one waited) and only then runs
+    /// `build`. `build` writes its completion marker last, so `cached` never sees a
+    /// half-built thing.
+    pub fn build_once<T, E: From<CacheError>>(
+        &self,
+        lock_name: &str,
+        mut cached: impl FnMut() -> Option<T>,
+        build: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        if let Some(t) = cached() {
+            return Ok(t);
+        }
+        let _lock = self.lock(lock_name)?;
+        if let Some(t) = cached() {
+            return Ok(t);
+        }
+        build()
+    }
+
+    /// [`Cache::build_once`] for a folder that is complete when the empty file `marker` is in
+    /// it: creates `dir`, runs `build(dir)` and writes the marker. Returns whether it built.
+    pub fn build_dir_once<E: From<CacheError>>(
+        &self,
+        lock_name: &str,
+        dir: &Path,
+        marker: &str,
+        build: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let done = dir.join(marker);
+        self.build_once(
+            lock_name,
+            || done.is_file().then_some(false),
+            || {
+                create_dir_all(dir)?;
+                build(dir)?;
+                atomic_write(&done, b"")?;
+                Ok(true)
+            },
+        )
+    }
+
     fn lock_path(&self, name: &str) -> Result<PathBuf> {
         let dir = self.dir("locks")?;
         Ok(dir.join(format!("{}.lock", sanitize_name(name))))
@@ -324,6 +367,44 @@ mod tests {
         assert_eq!(sha256_bytes(b"hello"), sha256_file(&p).unwrap());
         // No temporary files left behind.
         assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn build_once_builds_once_and_rechecks_under_the_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = Cache::new(tmp.path().to_path_buf());
+        let dir = tmp.path().join("thing");
+        let built = std::cell::Cell::new(0);
+        let build = |d: &Path| -> Result<()> {
+            built.set(built.get() + 1);
+            fs::write(d.join("data"), b"x").map_err(|source| CacheError::Write {
+                path: d.to_path_buf(),
+                source,
+            })
+        };
+        assert!(c.build_dir_once("thing", &dir, ".complete", build).unwrap());
+        assert!(!c.build_dir_once("thing", &dir, ".complete", build).unwrap());
+        assert_eq!(built.get(), 1);
+        assert!(dir.join(".complete").is_file() && dir.join("data").is_file());
+        // The second check runs under the lock: a build finished while waiting is reused.
+        let checks = std::cell::Cell::new(0);
+        let got = c
+            .build_once(
+                "other",
+                || {
+                    checks.set(checks.get() + 1);
+                    (checks.get() == 2).then_some("made by another process")
+                },
+                || -> Result<&str> { Ok("built here") },
+            )
+            .unwrap();
+        assert_eq!((got, checks.get()), ("made by another process", 2));
+        // A failed build leaves no marker, so the next call builds again.
+        let failing = |_: &Path| -> Result<()> { Err(CacheError::BadDigest("boom".into())) };
+        let other = tmp.path().join("failing");
+        assert!(c.build_dir_once("f", &other, ".complete", failing).is_err());
+        assert!(!other.join(".complete").exists());
+        assert!(c.build_dir_once("f", &other, ".complete", build).unwrap());
     }
 
     #[test]

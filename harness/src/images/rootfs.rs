@@ -325,27 +325,33 @@ pub fn ensure(
 ) -> Result<Image, RootfsError> {
     let hash = input_hash(named);
     let dir = cache.dir("rootfs")?.join(&hash);
-    if !rebuild {
-        if let Some(img) = read_image(&dir) {
-            return Ok(img);
-        }
-    }
-    let _lock = cache.lock(&format!("rootfs-{hash}"))?;
-    if !rebuild {
-        if let Some(img) = read_image(&dir) {
-            return Ok(img);
-        }
-    }
+    cache.build_once(
+        &format!("rootfs-{hash}"),
+        || read_image(&dir).filter(|_| !rebuild),
+        || build(named, mirror, qemu_img, &dir, hash.clone(), say),
+    )
+}
+
+/// Builds the image of `named` into `dir` (the caller holds its cache lock) and marks it
+/// complete.
+fn build(
+    named: &Named,
+    mirror: &Mirror,
+    qemu_img: &Path,
+    dir: &Path,
+    hash: String,
+    say: &dyn Fn(&str),
+) -> Result<Image, RootfsError> {
     need_tool("mmdebstrap", "mmdebstrap")?;
     need_tool("mkfs.ext4", "e2fsprogs")?;
     let start = Instant::now();
     let _ = std::fs::remove_file(dir.join(".complete"));
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
     let log = dir.join("build.log");
     let _ = std::fs::remove_file(&log);
     // Leftovers of a build that was killed (we hold the lock: nobody else
     // is building here).
-    if let Ok(rd) = std::fs::read_dir(&dir) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.file_name().to_string_lossy().starts_with("build-") {
                 let _ = std::fs::remove_dir_all(e.path());
@@ -354,8 +360,8 @@ pub fn ensure(
     }
     let work = tempfile::Builder::new()
         .prefix("build-")
-        .tempdir_in(&dir)
-        .map_err(io(&dir))?;
+        .tempdir_in(dir)
+        .map_err(io(dir))?;
     let target = work.path().join("root");
     let hook = work.path().join("customize.sh");
     std::fs::write(&hook, CUSTOMIZE_SCRIPT).map_err(io(&hook))?;

@@ -51,14 +51,14 @@ impl Archive {
     ) -> Result<(PathBuf, String)> {
         let expected = expected_sha256.map(cache::check_digest).transpose()?;
         let expected_sha256 = expected.as_deref();
-        if let Some(d) = expected_sha256 {
+        let cached = || {
+            let d = expected_sha256?;
             let blob = self.cache.blob_path(d);
-            if blob.is_file() {
-                return Ok((blob, d.to_string()));
-            }
-        }
+            blob.is_file().then(|| (blob, d.to_string()))
+        };
         if self.offline {
-            return Err(DebianError::Offline {
+            // From the store or not at all, without waiting for another process's lock.
+            return cached().ok_or_else(|| DebianError::Offline {
                 what: what.to_string(),
                 url: url.to_string(),
             });
@@ -66,13 +66,21 @@ impl Archive {
         let lock_key = expected_sha256
             .map(str::to_string)
             .unwrap_or_else(|| cache::sha256_bytes(url.as_bytes()));
-        let _lock = self.cache.lock(&format!("blob-{lock_key}"))?;
-        if let Some(d) = expected_sha256 {
-            let blob = self.cache.blob_path(d);
-            if blob.is_file() {
-                return Ok((blob, d.to_string())); // another process fetched it meanwhile
-            }
-        }
+        self.cache
+            .build_once(&format!("blob-{lock_key}"), cached, || {
+                self.download_blob(url, expected_sha256, expected_size, progress)
+            })
+    }
+
+    /// Downloads `url` into a temporary file of the blob store, hashing and counting while
+    /// writing, checks size and digest when expected, and renames it to its blob path.
+    fn download_blob(
+        &self,
+        url: &str,
+        expected_sha256: Option<&str>,
+        expected_size: Option<u64>,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<(PathBuf, String)> {
         let Fetched::Body {
             mut reader, length, ..
         } = http::get(&self.agent, url, (None, None))?

@@ -211,9 +211,10 @@ fn resolve_debian(
     let cache = archive.cache();
     let digest = cache::check_digest(&entry.sha256)?;
     let dir = cache.root().join("kernels").join(&digest);
-    let tree = match read_marker(&dir) {
-        Some(t) => t,
-        None => {
+    let tree = cache.build_once(
+        &format!("kernel-{digest}"),
+        || read_marker(&dir),
+        || {
             let deb = archive.download(&entry, progress).map_err(|e| match e {
                 DebianError::Transport { .. }
                 | DebianError::Offline { .. }
@@ -232,12 +233,12 @@ fn resolve_debian(
                 },
                 e => e.into(),
             })?;
-            unpack_tree(cache, &dir, &digest, &|m| archive.warn(m), |root| {
+            unpack_tree(&dir, &|m| archive.warn(m), |root| {
                 deb::extract(&deb, root, &kernel_files_filter)?;
                 Ok(())
-            })?
-        }
-    };
+            })
+        },
+    )?;
     Ok(tree_to_resolved(
         alias,
         Some(m),
@@ -319,13 +320,16 @@ fn resolve_rpm(
         ));
     }
     let dir = cache.root().join("kernels").join(&digest);
-    let tree = match read_marker(&dir) {
-        Some(t) => t,
-        None => unpack_tree(cache, &dir, &digest, &|m| archive.warn(m), |root| {
-            deb::extract_rpm(&rpm, root, &kernel_files_filter)?;
-            Ok(())
-        })?,
-    };
+    let tree = cache.build_once(
+        &format!("kernel-{digest}"),
+        || read_marker(&dir),
+        || {
+            unpack_tree(&dir, &|m| archive.warn(m), |root| {
+                deb::extract_rpm(&rpm, root, &kernel_files_filter)?;
+                Ok(())
+            })
+        },
+    )?;
     Ok(tree_to_resolved(
         alias,
         Some(m),
@@ -380,19 +384,14 @@ fn tree_to_resolved(
     }
 }
 
-/// Unpacks a package into `dir/root` under the cache lock, finds the release, vmlinuz and
-/// modules, unpacks `vmlinux`, and writes the marker last.
+/// Unpacks a package into `dir/root` (the caller holds the cache lock: see
+/// `Cache::build_once`), finds the release, vmlinuz and modules, unpacks `vmlinux`, and
+/// writes the marker last.
 fn unpack_tree(
-    cache: &Cache,
     dir: &Path,
-    digest: &str,
     warn: &dyn Fn(&str),
     unpack: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<TreeMarker> {
-    let _lock = cache.lock(&format!("kernel-{digest}"))?;
-    if let Some(t) = read_marker(dir) {
-        return Ok(t); // another process finished it while we waited
-    }
     if dir.exists() {
         fs::remove_dir_all(dir).map_err(io_err(dir))?; // a half-done earlier attempt
     }
@@ -523,18 +522,19 @@ fn resolve_local(
         let dir = cache.dir(&format!("kernels/local/{hash}"))?;
         let out = dir.join("vmlinux");
         let marker = dir.join("vmlinux.json");
-        let known: Option<(bool, bool)> = fs::read(&marker)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let (made, pvh) = match known {
-            Some(k) if !k.0 || out.is_file() => k,
-            _ => {
-                let _lock = cache.lock(&format!("kernel-local-{hash}"))?;
+        // (vmlinux written, PVH note present), as `make_vmlinux` answered.
+        let known = || {
+            fs::read(&marker)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<(bool, bool)>(&b).ok())
+                .filter(|k| !k.0 || out.is_file())
+        };
+        let (made, pvh) =
+            cache.build_once(&format!("kernel-local-{hash}"), known, || -> Result<_> {
                 let k = make_vmlinux(vmlinuz, &out, &|m| archive.warn(m))?;
                 cache::write_json(&marker, &k)?;
-                k
-            }
-        };
+                Ok(k)
+            })?;
         (made.then_some(out), pvh)
     };
     let config = modules_dir.as_ref().and_then(|d| {
