@@ -69,7 +69,7 @@ impl KeyPair {
     }
 
     /// The key in dropbear's private-key file format:
-    /// string "ssh-ed25519", uint32 64, seed[32], public[32].
+    /// string "ssh-ed25519", uint32 64, seed\[32\], public\[32\].
     pub fn dropbear_private(&self) -> Result<Vec<u8>, KeyError> {
         // Both constructors make or accept ed25519 keys only, so this holds.
         let kp = self

@@ -71,7 +71,7 @@ fn parse_index_file(
 pub struct Archive {
     mirror: std::result::Result<Mirror, String>,
     pub(super) cache: Cache,
-    pub(super) agent: ureq::Agent,
+    pub(super) agent: http::Agent,
     index_ttl: Duration,
     pub(super) offline: bool,
     warn: Box<dyn Fn(&str) + Send + Sync>,

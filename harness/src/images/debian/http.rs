@@ -12,8 +12,11 @@ use super::{DebianError, Result};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The HTTP client's connection pool and settings.
+pub(super) type Agent = ureq::Agent;
+
 /// The agent every download uses.
-pub(super) fn agent() -> ureq::Agent {
+pub(super) fn agent() -> Agent {
     ureq::AgentBuilder::new()
         .timeout_connect(CONNECT_TIMEOUT)
         .timeout_read(READ_TIMEOUT)
@@ -35,7 +38,7 @@ pub(super) enum Fetched {
 /// GET with optional `If-None-Match` / `If-Modified-Since`. `file://` URLs are read from
 /// the local filesystem (a local mirror).
 pub(super) fn get(
-    agent: &ureq::Agent,
+    agent: &Agent,
     url: &str,
     cond: (Option<String>, Option<String>),
 ) -> Result<Fetched> {

@@ -8,7 +8,7 @@
 //! - [`version`]: Debian version order;
 //! - [`archive`]: an [`Archive`]: the cached indexes of a mirror;
 //! - [`download`]: verified downloads into the blob store;
-//! - [`http`]: the HTTP client (GET, conditional GET, `file://`).
+//! - `http`: the HTTP client (GET, conditional GET, `file://`).
 //!
 //! The mirror is never hard-coded: it comes from the caller (`--mirror`, `debian_mirror` in
 //! matrix.toml), from `REPRO_DEBIAN_MIRROR`, or from the host's apt sources.
