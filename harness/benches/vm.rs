@@ -133,7 +133,10 @@ fn boot_to_ssh_with(s: VmSpec, host_key: &[u8], key: &KeyPair) -> (Vm, GuestSess
         key,
         Some(host_key),
         Instant::now() + Duration::from_secs(180),
-        &mut || v.exited().map(|st| format!("exited {st}")),
+        &mut || {
+            v.exited()
+                .map(|st| repro::model::StopReason::QemuExited(st.to_string()))
+        },
     )
     .expect("ssh ready");
     (v, sess)

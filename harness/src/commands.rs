@@ -98,7 +98,7 @@ impl Ctx {
                 let older = std::time::Duration::from_secs(older_than_days * 86_400);
                 let now = std::time::SystemTime::now();
                 let report = inventory::gc(&cache, &current, older, now, dry_run)?;
-                print!("{}", report.text());
+                print!("{report}");
             }
             ImagesCmd::Fetch { kernels } => {
                 let mirror = self.mirror();

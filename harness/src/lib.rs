@@ -7,6 +7,7 @@
 pub mod fsutil;
 pub mod guest;
 pub mod images;
+pub mod keys;
 pub mod kit;
 pub mod kubelet;
 pub mod model;

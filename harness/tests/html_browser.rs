@@ -266,7 +266,7 @@ fn report_renders_in_chromium_and_links_open_logs() {
         for a in &c.attempts {
             let log = run.join(&a.artifacts.console);
             std::fs::create_dir_all(log.parent().unwrap()).unwrap();
-            std::fs::write(&log, format!("{LOG_TEXT}\n[{}] {}\n", c.id, a.outcome)).unwrap();
+            std::fs::write(&log, format!("{LOG_TEXT}\n[{}] {}\n", c.id(), a.outcome)).unwrap();
         }
     }
     render_all(&s, &run).unwrap();

@@ -44,7 +44,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["images", "vm", "guest", "report"],
     ),
     ("the runner", &["run"]),
-    ("configuration precedence, into the runner's options", &["settings"]),
+    (
+        "configuration precedence, into the runner's options",
+        &["settings"],
+    ),
 ];
 
 /// Edges inside one layer that are allowed anyway, as (user, used). Keep it

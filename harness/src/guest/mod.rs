@@ -6,9 +6,7 @@
 //! non-blocking under a deadline and a `watch` callback that can abort
 //! them (guest crashed, QEMU gone, run cancelled).
 
-pub mod keys;
-
-pub use keys::KeyPair;
+pub use crate::keys::KeyPair;
 
 use crate::model::StopReason;
 use ssh2::Session;

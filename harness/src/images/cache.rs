@@ -9,15 +9,18 @@
 //! ```
 //!
 //! Writers never leave half-written files behind: they write to a temporary file in the
-//! destination's folder and rename it into place (`atomic_write`, `Cache::blob_tempfile`).
+//! destination's folder and rename it into place (`atomic_write`, built on
+//! [`crate::fsutil`], and `Cache::blob_tempfile`).
 //! Processes that build the same thing serialize on `Cache::lock`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use fs4::fs_std::FileExt;
 use sha2::{Digest, Sha256};
+
+use crate::fsutil;
 
 /// What went wrong in the cache.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +126,49 @@ impl Cache {
         }
     }
 
+    /// Builds something in the cache once, however many processes want it at the same time:
+    /// returns what `cached` finds; else takes the lock `lock_name`, asks `cached` again
+    /// (another process may have finished while this one waited) and only then runs
+    /// `build`. `build` writes its completion marker last, so `cached` never sees a
+    /// half-built thing.
+    pub fn build_once<T, E: From<CacheError>>(
+        &self,
+        lock_name: &str,
+        mut cached: impl FnMut() -> Option<T>,
+        build: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        if let Some(t) = cached() {
+            return Ok(t);
+        }
+        let _lock = self.lock(lock_name)?;
+        if let Some(t) = cached() {
+            return Ok(t);
+        }
+        build()
+    }
+
+    /// [`Cache::build_once`] for a folder that is complete when the empty file `marker` is in
+    /// it: creates `dir`, runs `build(dir)` and writes the marker. Returns whether it built.
+    pub fn build_dir_once<E: From<CacheError>>(
+        &self,
+        lock_name: &str,
+        dir: &Path,
+        marker: &str,
+        build: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let done = dir.join(marker);
+        self.build_once(
+            lock_name,
+            || done.is_file().then_some(false),
+            || {
+                create_dir_all(dir)?;
+                build(dir)?;
+                atomic_write(&done, b"")?;
+                Ok(true)
+            },
+        )
+    }
+
     fn lock_path(&self, name: &str) -> Result<PathBuf> {
         let dir = self.dir("locks")?;
         Ok(dir.join(format!("{}.lock", sanitize_name(name))))
@@ -205,47 +251,37 @@ pub(crate) fn create_dir_all(path: &Path) -> Result<()> {
     })
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
-/// Readers see either the old content or the new, never a part. Creates the parent folder.
+/// [`fsutil::atomic_write`] into the cache: creates the parent folder first, and names the
+/// file and the cure in errors.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    create_dir_all(&dir)?;
-    let err = |source| CacheError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(&dir)
-        .map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    create_parent(path)?;
+    fsutil::atomic_write(path, bytes).map_err(write_err(path))
 }
 
-/// Like `atomic_write`, but the content comes from a reader (for large files).
+/// [`fsutil::atomic_write_from`] into the cache (for large files), like [`atomic_write`].
 pub fn atomic_write_from(path: &Path, reader: &mut dyn Read) -> Result<u64> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    create_dir_all(&dir)?;
-    let err = |source| CacheError::Write {
+    create_parent(path)?;
+    fsutil::atomic_write_from(path, reader).map_err(write_err(path))
+}
+
+/// Writes `value` as pretty JSON with [`atomic_write`] (records and markers in the cache).
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| write_err(path)(e.into()))?;
+    atomic_write(path, &bytes)
+}
+
+fn create_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => create_dir_all(p),
+        _ => Ok(()),
+    }
+}
+
+fn write_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
+    move |source| CacheError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(&dir)
-        .map_err(err)?;
-    let n = io::copy(reader, &mut tmp).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(n)
+    }
 }
 
 /// The sha256 of a file, as lowercase hex.
@@ -331,6 +367,44 @@ mod tests {
         assert_eq!(sha256_bytes(b"hello"), sha256_file(&p).unwrap());
         // No temporary files left behind.
         assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn build_once_builds_once_and_rechecks_under_the_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = Cache::new(tmp.path().to_path_buf());
+        let dir = tmp.path().join("thing");
+        let built = std::cell::Cell::new(0);
+        let build = |d: &Path| -> Result<()> {
+            built.set(built.get() + 1);
+            fs::write(d.join("data"), b"x").map_err(|source| CacheError::Write {
+                path: d.to_path_buf(),
+                source,
+            })
+        };
+        assert!(c.build_dir_once("thing", &dir, ".complete", build).unwrap());
+        assert!(!c.build_dir_once("thing", &dir, ".complete", build).unwrap());
+        assert_eq!(built.get(), 1);
+        assert!(dir.join(".complete").is_file() && dir.join("data").is_file());
+        // The second check runs under the lock: a build finished while waiting is reused.
+        let checks = std::cell::Cell::new(0);
+        let got = c
+            .build_once(
+                "other",
+                || {
+                    checks.set(checks.get() + 1);
+                    (checks.get() == 2).then_some("made by another process")
+                },
+                || -> Result<&str> { Ok("built here") },
+            )
+            .unwrap();
+        assert_eq!((got, checks.get()), ("made by another process", 2));
+        // A failed build leaves no marker, so the next call builds again.
+        let failing = |_: &Path| -> Result<()> { Err(CacheError::BadDigest("boom".into())) };
+        let other = tmp.path().join("failing");
+        assert!(c.build_dir_once("f", &other, ".complete", failing).is_err());
+        assert!(!other.join(".complete").exists());
+        assert!(c.build_dir_once("f", &other, ".complete", build).unwrap());
     }
 
     #[test]

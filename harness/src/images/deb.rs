@@ -1,11 +1,14 @@
 //! Unpacking Debian packages in Rust, with no `dpkg` on the host.
 //!
 //! A .deb is an `ar` archive holding `debian-binary`, `control.tar.*` and `data.tar.*`;
-//! the data member is a tar, plain or compressed with xz, zstd or gzip.
+//! the data member is a tar, plain or compressed with xz, zstd or gzip (told by its magic
+//! bytes, see [`super::compress`]). An RPM's payload is a cpio, compressed the same ways.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
+
+use super::compress::{self, Compression, Extent};
 
 /// What went wrong unpacking a .deb.
 #[derive(Debug, thiserror::Error)]
@@ -80,26 +83,18 @@ pub fn extract(deb: &Path, dest: &Path, filter: &dyn Fn(&Path) -> bool) -> Resul
         let name = String::from_utf8_lossy(entry.header().identifier())
             .trim_end_matches('/')
             .to_string();
-        let reader: Box<dyn Read + '_> = match name.as_str() {
-            "data.tar" => Box::new(entry),
-            "data.tar.xz" => Box::new(xz2::read::XzDecoder::new_multi_decoder(BufReader::new(
-                entry,
-            ))),
-            "data.tar.zst" => {
-                Box::new(zstd::stream::read::Decoder::new(entry).map_err(|source| {
-                    DebError::Data {
-                        path: deb.to_path_buf(),
-                        member: name.clone(),
-                        source,
-                    }
-                })?)
-            }
-            "data.tar.gz" => Box::new(flate2::read::GzDecoder::new(BufReader::new(entry))),
-            _ => {
-                members.push(name);
-                continue;
-            }
-        };
+        if !matches!(
+            name.as_str(),
+            "data.tar" | "data.tar.xz" | "data.tar.zst" | "data.tar.gz"
+        ) {
+            members.push(name);
+            continue;
+        }
+        let (_, reader) = compress::sniff(entry, Extent::All).map_err(|source| DebError::Data {
+            path: deb.to_path_buf(),
+            member: name.clone(),
+            source,
+        })?;
         return unpack_tar(reader, deb, &name, dest, filter);
     }
     Err(DebError::NoData {
@@ -180,9 +175,9 @@ fn rpm_header_len(b: &[u8], off: usize) -> Option<usize> {
     if b.get(off..off + 4)? != RPM_HEADER_MAGIC {
         return None;
     }
-    let be = |o: usize| {
-        b.get(o..o + 4)
-            .map(|s| u32::from_be_bytes(s.try_into().unwrap()) as usize)
+    let be = |o: usize| -> Option<usize> {
+        let s = b.get(o..o.checked_add(4)?)?;
+        Some(u32::from_be_bytes(s.try_into().ok()?) as usize)
     };
     let nindex = be(off + 8)?;
     let hsize = be(off + 12)?;
@@ -218,25 +213,23 @@ pub fn extract_rpm(
     let payload = bytes
         .get(main + main_len..)
         .ok_or_else(|| bad("truncated before the payload"))?;
-    let reader: Box<dyn Read + '_> = if payload.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0]) {
-        Box::new(xz2::read::XzDecoder::new_multi_decoder(payload))
-    } else if payload.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
-        Box::new(
-            zstd::stream::read::Decoder::new(payload).map_err(|source| DebError::Data {
+    let reader: Box<dyn Read + '_> = match Compression::detect(payload) {
+        Some(c) => {
+            compress::decoder(c, payload, Extent::All).map_err(|source| DebError::Data {
                 path: rpm.to_path_buf(),
                 member: "payload".into(),
                 source,
-            })?,
-        )
-    } else if payload.starts_with(&[0x1F, 0x8B]) {
-        Box::new(flate2::read::GzDecoder::new(payload))
-    } else if payload.starts_with(b"070701") || payload.starts_with(b"070702") {
-        Box::new(payload)
-    } else {
-        return Err(bad(&format!(
-            "payload compression not supported (magic {:02x?}); only xz, zstd and gzip payloads are read",
-            &payload[..payload.len().min(4)]
-        )));
+            })?
+        }
+        None if payload.starts_with(b"070701") || payload.starts_with(b"070702") => {
+            Box::new(payload)
+        }
+        None => {
+            return Err(bad(&format!(
+                "payload compression not supported (magic {:02x?}); only xz, zstd and gzip payloads are read",
+                &payload[..payload.len().min(4)]
+            )))
+        }
     };
     unpack_cpio(reader, rpm, dest, filter)
 }

@@ -3,10 +3,14 @@
 //! order, a host key made at build time, and `/init`. Written as a newc
 //! cpio, cached by the hash of its inputs.
 //!
-//! `build` is pure apart from reading the extracted package trees; fetching
-//! the packages and the kernel is the caller's job (see `guest_image`).
+//! `assemble` is pure apart from reading the extracted package trees;
+//! fetching the packages and the kernel is the caller's job (see
+//! `run::prepare`). `unpack_package` and `ensure` keep the unpacked
+//! packages and the built image in the cache.
 
-use crate::guest::KeyPair;
+use super::cache::{self, Cache, CacheError};
+use super::deb::DebError;
+use crate::keys::{KeyError, KeyPair};
 use crate::tomlfile::{self, TomlFileError};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -69,6 +73,12 @@ pub enum InitramfsError {
     Elf { path: PathBuf, message: String },
     #[error("writing the cpio archive failed: {0}")]
     Write(std::io::Error),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Deb(#[from] DebError),
 }
 
 /// One extracted userland package.
@@ -97,6 +107,56 @@ pub struct Inputs<'a> {
     /// those already in `modules`.
     pub rootfs_modules: &'a [ModuleBlob],
     pub kit: &'a [u8],
+}
+
+/// A userland package's tree: the .deb `deb`, whose sha256 is `sha256`, unpacked once
+/// into `userland/<sha256>/` of the cache (complete when `.repro-complete` is there).
+pub fn unpack_package(cache: &Cache, deb: &Path, sha256: &str) -> Result<PathBuf, InitramfsError> {
+    let sha256 = cache::check_digest(sha256)?;
+    let root = cache.dir("userland")?.join(&sha256);
+    let lock = format!("userland-{sha256}");
+    cache.build_dir_once(&lock, &root, ".repro-complete", |root| {
+        super::deb::extract(deb, root, &|_| true)?;
+        Ok::<_, InitramfsError>(())
+    })?;
+    Ok(root)
+}
+
+/// A built initramfs in the cache: `initramfs/<input hash>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedImage {
+    /// The input hash naming it (`input_hash`).
+    pub hash: String,
+    pub dir: PathBuf,
+    /// The newc cpio archive.
+    pub image: PathBuf,
+    /// `ssh-ed25519 AAAA...` of the host key made for this image.
+    pub host_key_pub: PathBuf,
+}
+
+/// The image for `inputs`: from the cache, or built first (once, under the cache lock,
+/// with a fresh host key; `.complete` written last). Marks it used for `repro images gc`.
+pub fn ensure(cache: &Cache, inputs: &Inputs) -> Result<CachedImage, InitramfsError> {
+    let hash = input_hash(inputs);
+    let dir = cache.dir("initramfs")?.join(&hash);
+    let image = dir.join("initramfs.cpio");
+    let host_key_pub = dir.join("hostkey.pub");
+    cache.build_dir_once(&format!("initramfs-{hash}"), &dir, ".complete", |_| {
+        let host_key = KeyPair::generate()?;
+        let tree = assemble(inputs, &host_key)?;
+        let mut buf = Vec::new();
+        write_cpio(&tree, &mut buf)?;
+        cache::atomic_write(&image, &buf)?;
+        cache::atomic_write(&host_key_pub, host_key.public_line().as_bytes())?;
+        Ok::<_, InitramfsError>(())
+    })?;
+    super::inventory::touch_used(&dir);
+    Ok(CachedImage {
+        hash,
+        dir,
+        image,
+        host_key_pub,
+    })
 }
 
 /// The content hash that names a cached image.
@@ -191,7 +251,7 @@ pub fn assemble(inputs: &Inputs, host_key: &KeyPair) -> Result<Tree, InitramfsEr
     );
     t.insert(
         "/etc/dropbear/dropbear_ed25519_host_key".into(),
-        Node::File(host_key.dropbear_private(), 0o600),
+        Node::File(host_key.dropbear_private()?, 0o600),
     );
     t.insert(
         "/usr/bin/repro-kit".into(),
@@ -530,6 +590,63 @@ modules = ["virtio_net"]
             ..inputs
         };
         assert_ne!(h1, input_hash(&inputs2));
+    }
+
+    #[test]
+    fn ensure_builds_once_with_a_host_key_and_marks_use() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::new(tmp.path().join("cache"));
+        let ul = userland();
+        let root = tmp.path().join("tool");
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::write(root.join("usr/bin/tool"), b"#!/bin/sh\n").unwrap();
+        let packages = vec![PackageTree {
+            name: "tool".into(),
+            version: "1".into(),
+            sha256: "00".into(),
+            root,
+        }];
+        let inputs = Inputs {
+            userland: &ul,
+            packages: &packages,
+            kernel_sha256: "k",
+            modules: &[],
+            rootfs_modules: &[],
+            kit: b"kit",
+        };
+        let first = ensure(&cache, &inputs).unwrap();
+        assert_eq!(first.hash, input_hash(&inputs));
+        assert!(first.dir.join(".complete").is_file());
+        assert!(first
+            .dir
+            .join(crate::images::inventory::LAST_USED)
+            .is_file());
+        let key = std::fs::read_to_string(&first.host_key_pub).unwrap();
+        assert!(crate::keys::blob_from_public_line(&key).is_some(), "{key}");
+        let image = std::fs::read(&first.image).unwrap();
+        // Cached: the same image and host key, not a new build.
+        let again = ensure(&cache, &inputs).unwrap();
+        assert_eq!(again, first);
+        assert_eq!(std::fs::read_to_string(&again.host_key_pub).unwrap(), key);
+        assert_eq!(std::fs::read(&again.image).unwrap(), image);
+    }
+
+    #[test]
+    fn packages_are_unpacked_once() {
+        use crate::images::deb::tests::{make_deb, sample_tar};
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::new(tmp.path().join("cache"));
+        let deb = tmp.path().join("t.deb");
+        let tar = sample_tar(&[("usr/bin/tool", b"x", 0o755)], &[]);
+        std::fs::write(&deb, make_deb(&tar, "xz")).unwrap();
+        let sha = cache::sha256_file(&deb).unwrap();
+        let root = unpack_package(&cache, &deb, &sha).unwrap();
+        assert!(root.join("usr/bin/tool").is_file());
+        assert!(root.join(".repro-complete").is_file());
+        std::fs::remove_file(root.join("usr/bin/tool")).unwrap();
+        assert_eq!(unpack_package(&cache, &deb, &sha).unwrap(), root);
+        assert!(!root.join("usr/bin/tool").exists(), "unpacked again");
+        assert!(unpack_package(&cache, &deb, "../x").is_err());
     }
 
     #[test]

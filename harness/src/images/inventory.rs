@@ -1,8 +1,10 @@
 //! What the cache holds, for `repro images list`: unpacked kernels, guest
 //! images (initramfs and root filesystems) and downloaded packages, with
-//! sizes and content hashes; and what `repro images gc` may remove.
+//! sizes and content hashes; and `repro images gc`: what it may remove, and
+//! removing it.
 
 use super::cache::Cache;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// One cached item.
@@ -170,6 +172,73 @@ pub fn gc_candidates(
     out
 }
 
+/// What [`gc`] removed, or with `dry_run` would remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    pub dry_run: bool,
+    /// The items, each with the reason (see [`gc_candidates`]).
+    pub removed: Vec<(Item, String)>,
+    /// Bytes freed (or that would be).
+    pub freed: u64,
+}
+
+/// One line per item, then the total: what `repro images gc` prints.
+impl fmt::Display for GcReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (verb, total) = if self.dry_run {
+            ("would remove", "would free")
+        } else {
+            ("removing", "freed")
+        };
+        for (item, why) in &self.removed {
+            writeln!(
+                f,
+                "{verb} {} {} {} ({why})",
+                item.kind,
+                item.name,
+                human(item.bytes)
+            )?;
+        }
+        writeln!(f, "{total} {}", human(self.freed))
+    }
+}
+
+/// What went wrong in `repro images gc`.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    #[error("cannot remove {path}: {source}; check the permissions of the cache folder")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// `repro images gc`: removes what [`gc_candidates`] names (with `dry_run`, only reports
+/// it), stopping at the first folder that cannot be removed.
+pub fn gc(
+    cache: &Cache,
+    current_rootfs: &[String],
+    older_than: std::time::Duration,
+    now: std::time::SystemTime,
+    dry_run: bool,
+) -> Result<GcReport, GcError> {
+    let removed = gc_candidates(cache, current_rootfs, older_than, now);
+    if !dry_run {
+        for (item, _) in &removed {
+            std::fs::remove_dir_all(&item.path).map_err(|source| GcError::Remove {
+                path: item.path.clone(),
+                source,
+            })?;
+        }
+    }
+    let freed = removed.iter().map(|(item, _)| item.bytes).sum();
+    Ok(GcReport {
+        dry_run,
+        removed,
+        freed,
+    })
+}
+
 /// A human size: `1.5 GiB`, `17.1 MiB`, `300 B`.
 pub fn human(bytes: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -279,6 +348,43 @@ mod tests {
             .iter()
             .any(|(i, w)| i.hash.starts_with('d') && w.contains("unused for 28")));
         assert!(gone.iter().all(|(i, _)| i.kind != "kernel"));
+    }
+
+    #[test]
+    fn gc_removes_what_it_reports_and_dry_run_removes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = Cache::new(tmp.path().to_path_buf());
+        let partial = tmp.path().join("initramfs").join("e".repeat(64));
+        std::fs::create_dir_all(&partial).unwrap();
+        std::fs::write(partial.join("initramfs.cpio"), vec![0u8; 3000]).unwrap();
+        let kernel = tmp.path().join("kernels").join("f".repeat(64));
+        std::fs::create_dir_all(&kernel).unwrap();
+        let now = std::time::SystemTime::now();
+        let week = std::time::Duration::from_secs(7 * 86_400);
+
+        let dry = gc(&c, &[], week, now, true).unwrap();
+        assert!(dry.dry_run);
+        assert_eq!(dry.removed.len(), 1);
+        assert_eq!(dry.removed[0].0.path, partial);
+        assert!(dry.freed >= 3000);
+        assert!(partial.is_dir(), "a dry run removes nothing");
+        let text = dry.to_string();
+        assert!(
+            text.starts_with("would remove initramfs (incomplete) ")
+                && text.contains("(incomplete build)\n")
+                && text.ends_with(&format!("would free {}\n", human(dry.freed))),
+            "{text}"
+        );
+
+        let done = gc(&c, &[], week, now, false).unwrap();
+        assert_eq!((done.removed.clone(), done.freed), (dry.removed, dry.freed));
+        assert!(!partial.exists());
+        assert!(kernel.is_dir(), "kernels are kept");
+        assert!(done.to_string().starts_with("removing initramfs"));
+        assert_eq!(
+            gc(&c, &[], week, now, false).unwrap().to_string(),
+            "freed 0 B\n"
+        );
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //!
 //! - [`cache`]: the per-user cache (`$XDG_CACHE_HOME/repro`, else `~/.cache/repro`): a
 //!   content-addressed blob store (`blobs/sha256/..`), file locks (`locks/`) so concurrent
-//!   `repro` processes building the same thing serialize, and atomic writes.
+//!   `repro` processes building the same thing serialize, atomic writes, and
+//!   [`Cache::build_once`], the check-lock-recheck-build step every cached build goes through.
+//! - [`compress`]: xz, zstd and gzip, told apart by their magic bytes; the one place that
+//!   picks a decoder.
 //! - [`debian`]: the Debian archive. [`discover_mirror`] takes the mirror from the caller
 //!   (`--mirror` / `debian_mirror` in matrix.toml), then `REPRO_DEBIAN_MIRROR`, then the host's
 //!   apt sources; an [`Archive`] reads `Packages` indexes (cached, refreshed after 24 h, stale
@@ -16,10 +19,13 @@
 //!   `PATH/TO/vmlinuz[:MODULES_DIR]`), [`resolve`] to a [`ResolvedKernel`] (bzImage, the ELF
 //!   `vmlinux` unpacked from it once, with its PVH flag, and the modules folder), and
 //!   [`module_load_order`] from each module's `.modinfo`.
-//! - `initramfs`: the guest image built from those pieces.
+//! - [`initramfs`]: the guest image built from those pieces (with a host key from
+//!   [`crate::keys`]), cached by the hash of its inputs.
 //! - [`rootfs`]: root-filesystem guests (a Debian release with systemd, runc and
 //!   containerd) built with mmdebstrap into a cached qcow2 disk; booted through the
 //!   kernel's initramfs, which switches root to it.
+//! - [`inventory`]: what the cache holds (`repro images list`) and [`inventory::gc`]
+//!   (`repro images gc`).
 //!
 //! Typical use:
 //!
@@ -33,7 +39,7 @@
 //!     eprintln!("{done}/{total}");
 //! })?;
 //! let modules = images::module_load_order(
-//!     kernel.modules_dir.as_deref().expect("a Debian kernel has modules"),
+//!     kernel.modules_dir.as_deref().ok_or("a Debian kernel has modules")?,
 //!     &["virtio_net", "virtio_blk"],
 //! )?;
 //! # let _ = modules;
@@ -47,6 +53,7 @@
 //! `repro images fetch <kernel>`.
 
 pub mod cache;
+pub mod compress;
 pub mod deb;
 pub mod debian;
 pub mod initramfs;

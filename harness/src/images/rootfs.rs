@@ -200,7 +200,7 @@ pub struct Image {
 /// Installed versions of `names` from a dpkg `status` file.
 pub fn installed_versions(status: &str, names: &[String]) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let _ = super::debian::for_each_paragraph::<()>(status, false, |_, fields| {
+    let _ = super::debian::deb822::for_each_paragraph::<()>(status, false, |_, fields| {
         let get = |k: &str| fields.iter().find(|f| f.key == k).map(|f| f.value.trim());
         if let (Some(p), Some(v), Some(st)) = (get("Package"), get("Version"), get("Status")) {
             if st.ends_with(" installed") && names.iter().any(|n| n == p) {
@@ -325,27 +325,33 @@ pub fn ensure(
 ) -> Result<Image, RootfsError> {
     let hash = input_hash(named);
     let dir = cache.dir("rootfs")?.join(&hash);
-    if !rebuild {
-        if let Some(img) = read_image(&dir) {
-            return Ok(img);
-        }
-    }
-    let _lock = cache.lock(&format!("rootfs-{hash}"))?;
-    if !rebuild {
-        if let Some(img) = read_image(&dir) {
-            return Ok(img);
-        }
-    }
+    cache.build_once(
+        &format!("rootfs-{hash}"),
+        || read_image(&dir).filter(|_| !rebuild),
+        || build(named, mirror, qemu_img, &dir, hash.clone(), say),
+    )
+}
+
+/// Builds the image of `named` into `dir` (the caller holds its cache lock) and marks it
+/// complete.
+fn build(
+    named: &Named,
+    mirror: &Mirror,
+    qemu_img: &Path,
+    dir: &Path,
+    hash: String,
+    say: &dyn Fn(&str),
+) -> Result<Image, RootfsError> {
     need_tool("mmdebstrap", "mmdebstrap")?;
     need_tool("mkfs.ext4", "e2fsprogs")?;
     let start = Instant::now();
     let _ = std::fs::remove_file(dir.join(".complete"));
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
     let log = dir.join("build.log");
     let _ = std::fs::remove_file(&log);
     // Leftovers of a build that was killed (we hold the lock: nobody else
     // is building here).
-    if let Ok(rd) = std::fs::read_dir(&dir) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.file_name().to_string_lossy().starts_with("build-") {
                 let _ = std::fs::remove_dir_all(e.path());
@@ -354,8 +360,8 @@ pub fn ensure(
     }
     let work = tempfile::Builder::new()
         .prefix("build-")
-        .tempdir_in(&dir)
-        .map_err(io(&dir))?;
+        .tempdir_in(dir)
+        .map_err(io(dir))?;
     let target = work.path().join("root");
     let hook = work.path().join("customize.sh");
     std::fs::write(&hook, CUSTOMIZE_SCRIPT).map_err(io(&hook))?;
@@ -410,17 +416,11 @@ pub fn ensure(
         bytes: std::fs::metadata(&final_path).map(|m| m.len()).unwrap_or(0),
         size_mib: m.size_mib,
         build_secs: start.elapsed().as_secs_f64(),
-        built_at: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        built_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         versions,
         host_key: host_key.trim().to_string(),
     };
-    let json = serde_json::to_vec_pretty(&meta).map_err(|e| RootfsError::Io {
-        path: dir.join("image.json"),
-        message: e.to_string(),
-    })?;
-    cache::atomic_write(&dir.join("image.json"), &json)?;
+    cache::write_json(&dir.join("image.json"), &meta)?;
     cache::atomic_write(&dir.join(".complete"), b"")?;
     Ok(Image {
         path: final_path,

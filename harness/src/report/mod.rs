@@ -9,6 +9,7 @@ pub mod chart;
 pub mod compare;
 pub mod describe;
 pub mod escape;
+#[cfg(test)]
 pub mod fixtures;
 pub mod format;
 pub mod grid;

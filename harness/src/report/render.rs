@@ -2,8 +2,9 @@
 //! `summary.json`, `junit.xml`, `summary.md` and `report.html`, each
 //! atomically. `repro report DIR` re-renders them from `DIR/summary.json`.
 
-use super::summary::{write_atomic, SummaryError};
+use super::summary::SummaryError;
 use super::RunSummary;
+use crate::fsutil::atomic_write;
 use std::path::{Path, PathBuf};
 
 /// The report files, in the order [`render_all`] writes them.
@@ -28,7 +29,7 @@ pub fn render_all(s: &RunSummary, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut paths = vec![dir.join(FILES[0])];
     for (name, text) in rendered {
         let path = dir.join(name);
-        write_atomic(&path, text.as_bytes())?;
+        atomic_write(&path, text.as_bytes())?;
         paths.push(path);
     }
     Ok(paths)

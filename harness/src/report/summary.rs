@@ -66,8 +66,6 @@ impl RunSummary {
     }
 }
 
-pub use crate::fsutil::atomic_write as write_atomic;
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

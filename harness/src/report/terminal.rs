@@ -164,10 +164,7 @@ impl EventSink for TerminalReporter {
             Event::CellStarted { id } => {
                 let b = self.bar(id, || {
                     let b = ProgressBar::new_spinner();
-                    b.set_style(
-                        ProgressStyle::with_template("{spinner} {prefix} {msg} ({elapsed})")
-                            .unwrap(),
-                    );
+                    b.set_style(style("{spinner} {prefix} {msg} ({elapsed})"));
                     b.set_prefix(id.clone());
                     b.enable_steady_tick(Duration::from_millis(200));
                     b

@@ -56,7 +56,7 @@ pub enum RunError {
     #[error(transparent)]
     Summary(#[from] crate::report::summary::SummaryError),
     #[error("cannot make the run's SSH key: {0}")]
-    Key(#[from] crate::guest::keys::KeyError),
+    Key(#[from] crate::keys::KeyError),
     #[error("no cells to run")]
     Empty,
     #[error("fixed-in needs at least two kernels, oldest first (got {0})")]

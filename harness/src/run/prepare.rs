@@ -2,12 +2,12 @@
 //! userland packages, build (or reuse) the initramfs, choose the
 //! accelerator. Glue between `images`, `vm` and the runner's events.
 
-use crate::guest::{keys, KeyPair};
 use crate::images::cache::Cache;
 use crate::images::debian::{self, Archive, PackageQuery};
 use crate::images::initramfs::{self, ModuleBlob, PackageTree, Userland};
 use crate::images::kernel::{self, KernelSpec, ResolvedKernel};
 use crate::images::rootfs;
+use crate::keys;
 use crate::model::KernelInfo;
 use crate::model::{Event, EventSink, Notice};
 use crate::vm::{self, accel, Accel, AccelChoice, Machine, VmSpec};
@@ -50,7 +50,7 @@ pub enum PrepareError {
         source: std::io::Error,
     },
     #[error("cannot make the guest's host key: {0}")]
-    Key(#[from] crate::guest::keys::KeyError),
+    Key(#[from] crate::keys::KeyError),
     #[error(
         "{path} holds no valid public key; remove that folder's `.complete` marker to rebuild it"
     )]
@@ -215,28 +215,8 @@ pub fn prepare_kernel(
         rootfs_modules: &rootfs_modules,
         kit,
     };
-    let hash = initramfs::input_hash(&inputs);
-    let dir = cache.dir("initramfs")?.join(&hash);
-    let image = dir.join("initramfs.cpio");
-    let pubfile = dir.join("hostkey.pub");
-    let done = dir.join(".complete");
-    if !done.is_file() {
-        let _lock = cache.lock(&format!("initramfs-{hash}"))?;
-        if !done.is_file() {
-            std::fs::create_dir_all(&dir).map_err(|source| PrepareError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            let host_key = KeyPair::generate()?;
-            let tree = initramfs::assemble(&inputs, &host_key)?;
-            let mut buf = Vec::new();
-            initramfs::write_cpio(&tree, &mut buf)?;
-            crate::images::cache::atomic_write(&image, &buf)?;
-            crate::images::cache::atomic_write(&pubfile, host_key.public_line().as_bytes())?;
-            crate::images::cache::atomic_write(&done, b"")?;
-        }
-    }
-    crate::images::inventory::touch_used(&dir);
+    let img = initramfs::ensure(cache, &inputs)?;
+    let pubfile = img.host_key_pub;
     let public = std::fs::read_to_string(&pubfile).map_err(|source| PrepareError::Io {
         path: pubfile.clone(),
         source,
@@ -260,8 +240,8 @@ pub fn prepare_kernel(
         },
         machine,
         boot_kernel,
-        image,
-        image_sha256: hash,
+        image: img.image,
+        image_sha256: img.hash,
         host_key_blob,
         image_secs: start.elapsed().as_secs_f64(),
     })
@@ -449,15 +429,7 @@ pub fn fetch_userland(
         let p = Progress::new(sink, format!("{} {}", entry.name, entry.version));
         let deb = archive.download(&entry, &|d, t| p.report(d, t))?;
         p.finish();
-        let root = cache.dir("userland")?.join(&entry.sha256);
-        let done = root.join(".repro-complete");
-        if !done.is_file() {
-            let _lock = cache.lock(&format!("userland-{}", entry.sha256))?;
-            if !done.is_file() {
-                crate::images::deb::extract(&deb, &root, &|_| true)?;
-                crate::images::cache::atomic_write(&done, b"")?;
-            }
-        }
+        let root = initramfs::unpack_package(cache, &deb, &entry.sha256)?;
         out.push(PackageTree {
             name: entry.name.clone(),
             version: entry.version.clone(),

@@ -1,5 +1,7 @@
 //! SSH keys: a client key pair per run, and the guest's host key (made at
-//! image build time, written in dropbear's own format).
+//! image build time, written in dropbear's own format). A leaf module:
+//! `images` makes host keys and `guest` authenticates with them, so it
+//! belongs to neither.
 
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
@@ -20,9 +22,15 @@ impl KeyPair {
         Ok(KeyPair { key })
     }
 
-    /// Loads a key from OpenSSH private-key text.
+    /// Loads an ed25519 key from OpenSSH private-key text (other algorithms are refused).
     pub fn from_openssh(text: &str) -> Result<KeyPair, KeyError> {
         let key = PrivateKey::from_openssh(text).map_err(|e| KeyError(e.to_string()))?;
+        if key.algorithm() != Algorithm::Ed25519 {
+            return Err(KeyError(format!(
+                "{} key given, an ed25519 key is needed",
+                key.algorithm()
+            )));
+        }
         Ok(KeyPair { key })
     }
 
@@ -61,9 +69,14 @@ impl KeyPair {
     }
 
     /// The key in dropbear's private-key file format:
-    /// string "ssh-ed25519", uint32 64, seed[32], public[32].
-    pub fn dropbear_private(&self) -> Vec<u8> {
-        let kp = self.key.key_data().ed25519().expect("ed25519 key");
+    /// string "ssh-ed25519", uint32 64, seed\[32\], public\[32\].
+    pub fn dropbear_private(&self) -> Result<Vec<u8>, KeyError> {
+        // Both constructors make or accept ed25519 keys only, so this holds.
+        let kp = self
+            .key
+            .key_data()
+            .ed25519()
+            .ok_or_else(|| KeyError("not an ed25519 key".into()))?;
         let mut out = Vec::with_capacity(4 + 11 + 4 + 64);
         let kind = b"ssh-ed25519";
         out.extend_from_slice(&(kind.len() as u32).to_be_bytes());
@@ -71,7 +84,7 @@ impl KeyPair {
         out.extend_from_slice(&64u32.to_be_bytes());
         out.extend_from_slice(&kp.private.to_bytes());
         out.extend_from_slice(kp.public.as_ref());
-        out
+        Ok(out)
     }
 }
 
@@ -88,7 +101,7 @@ mod tests {
     #[test]
     fn dropbear_format_layout() {
         let k = KeyPair::generate().unwrap();
-        let d = k.dropbear_private();
+        let d = k.dropbear_private().unwrap();
         assert_eq!(d.len(), 4 + 11 + 4 + 64);
         assert_eq!(&d[0..4], &[0, 0, 0, 11]);
         assert_eq!(&d[4..15], b"ssh-ed25519");
