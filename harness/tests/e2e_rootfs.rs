@@ -9,6 +9,22 @@
 mod common;
 
 use common::*;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Guests of this file share the host's two cores. A four-vCPU guest
+/// (initcontainer-cpuset) under TCG beside another guest starves until
+/// its kernel reports soft lockups and the scenario times out, which
+/// tests the host, not repro: such a guest runs alone (write lock); the
+/// one-vCPU guests may run two at a time (read lock).
+static CORES: RwLock<()> = RwLock::new(());
+
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    CORES.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    CORES.read().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn cell<'a>(s: &'a serde_json::Value, id_part: &str) -> &'a serde_json::Value {
     s["cells"]
@@ -25,6 +41,7 @@ fn m<'a>(c: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 
 #[test]
 fn slice_churn_floods_pid1_only_for_a_probing_kubelet_with_the_systemd_driver() {
+    let _cores = shared();
     let (s, dir, _keep) = run_ok(&[
         "systemd-slice-churn",
         "--kernel",
@@ -83,6 +100,7 @@ fn slice_churn_floods_pid1_only_for_a_probing_kubelet_with_the_systemd_driver() 
 
 #[test]
 fn kmem_leak_through_bullseyes_runc_sees_runc_switch_kmem_accounting_on() {
+    let _cores = shared();
     let (s, _dir, _keep) = run_ok(&[
         "kmem-leak",
         "--kernel",
@@ -121,6 +139,7 @@ fn kmem_leak_through_bullseyes_runc_sees_runc_switch_kmem_accounting_on() {
 
 #[test]
 fn scenarios_that_need_systemd_are_skipped_on_the_initramfs_guest() {
+    let _cores = shared();
     let (s, _dir, _keep) = run_ok(&["systemd-slice-churn", "--kernel", "6.1"]);
     let a = attempt(&s, 0);
     assert_eq!(a["outcome"], "skipped", "{a}");
@@ -129,6 +148,7 @@ fn scenarios_that_need_systemd_are_skipped_on_the_initramfs_guest() {
 
 #[test]
 fn images_list_and_gc_know_root_filesystems() {
+    let _cores = shared();
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().to_str().unwrap();
     let stale = tmp.path().join("rootfs").join("e".repeat(64));
@@ -179,6 +199,7 @@ fn icc(init_cpus: &str) -> serde_json::Value {
 
 #[test]
 fn an_init_container_without_resources_leaves_the_app_on_the_shared_pool() {
+    let _cores = alone();
     // Seed 003 problem 3: an init container without limits makes the pod
     // Burstable, so the static CPU manager pins nothing.
     let s = icc("none");
@@ -191,6 +212,7 @@ fn an_init_container_without_resources_leaves_the_app_on_the_shared_pool() {
 
 #[test]
 fn an_init_container_with_equal_resources_keeps_the_app_pinned() {
+    let _cores = alone();
     let s = icc("1");
     let c = &s["cells"][0];
     assert_eq!(c["attempts"][0]["outcome"], "not-reproduced", "{c}");
@@ -219,6 +241,7 @@ fn sip(extra: &[&str]) -> serde_json::Value {
 
 #[test]
 fn serialized_pulls_make_the_small_image_wait_for_the_throttled_large_one() {
+    let _cores = shared();
     let s = sip(&[]);
     let c = &s["cells"][0];
     assert_eq!(c["attempts"][0]["outcome"], "reproduced", "{c}");
@@ -236,6 +259,7 @@ fn serialized_pulls_make_the_small_image_wait_for_the_throttled_large_one() {
 
 #[test]
 fn parallel_pulls_let_the_small_image_finish_first() {
+    let _cores = shared();
     let s = sip(&["--param", "pull_mode=parallel"]);
     let c = &s["cells"][0];
     assert_eq!(c["attempts"][0]["outcome"], "not-reproduced", "{c}");
@@ -246,6 +270,7 @@ fn parallel_pulls_let_the_small_image_finish_first() {
 
 #[test]
 fn runc_1_1_15_fails_its_update_with_unable_to_freeze_on_a_task_stuck_in_d_state() {
+    let _cores = alone();
     // Seed 003 problem 1, with trixie's runc (1.1.8 and later return the
     // freeze failure; older ones give up silently): a FUSE read that never
     // returns keeps one task of the container in D state.

@@ -6,149 +6,81 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// The cgroup hierarchy a guest boots with.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum CgroupVersion {
-    V1,
-    V2,
-}
-
-impl CgroupVersion {
-    pub const ALL: [CgroupVersion; 2] = [CgroupVersion::V1, CgroupVersion::V2];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CgroupVersion::V1 => "v1",
-            CgroupVersion::V2 => "v2",
+/// Declares a closed set of names once: the enum, `as_str`, `ALL`,
+/// `Display`, and a `FromStr` whose error lists the allowed names.
+macro_rules! named_values {
+    ($(#[$meta:meta])* $name:ident, $axis:literal, $expected:literal,
+     { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            Serialize, Deserialize, clap::ValueEnum,
+        )]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
         }
-    }
-}
 
-impl fmt::Display for CgroupVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
-impl FromStr for CgroupVersion {
-    type Err = AxisError;
-    fn from_str(s: &str) -> Result<CgroupVersion, AxisError> {
-        match s {
-            "v1" => Ok(CgroupVersion::V1),
-            "v2" => Ok(CgroupVersion::V2),
-            _ => Err(AxisError {
-                axis: "cgroup version",
-                value: s.to_string(),
-                expected: "v1 or v2",
-            }),
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
         }
-    }
-}
 
-/// The cgroup driver a kubelet (profile) lays pod cgroups out for.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Driver {
-    Cgroupfs,
-    Systemd,
-}
-
-impl Driver {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Driver::Cgroupfs => "cgroupfs",
-            Driver::Systemd => "systemd",
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
         }
-    }
-}
 
-impl fmt::Display for Driver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Driver {
-    type Err = AxisError;
-    fn from_str(s: &str) -> Result<Driver, AxisError> {
-        match s {
-            "cgroupfs" => Ok(Driver::Cgroupfs),
-            "systemd" => Ok(Driver::Systemd),
-            _ => Err(AxisError {
-                axis: "cgroup driver",
-                value: s.to_string(),
-                expected: "cgroupfs or systemd",
-            }),
+        impl FromStr for $name {
+            type Err = AxisError;
+            fn from_str(s: &str) -> Result<$name, AxisError> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| AxisError {
+                        axis: $axis,
+                        value: s.to_string(),
+                        expected: $expected,
+                    })
+            }
         }
+    };
+}
+
+named_values!(
+    /// The cgroup hierarchy a guest boots with.
+    CgroupVersion, "cgroup version", "v1 or v2", { V1 = "v1", V2 = "v2" }
+);
+
+named_values!(
+    /// The cgroup driver a kubelet (profile) lays pod cgroups out for.
+    Driver, "cgroup driver", "cgroupfs or systemd",
+    { Cgroupfs = "cgroupfs", Systemd = "systemd" }
+);
+
+named_values!(
+    /// The accelerator a guest runs with.
+    Accel, "accelerator", "kvm or tcg", { Kvm = "kvm", Tcg = "tcg" }
+);
+
+named_values!(
+    /// The accelerator the user asked for (`--accel`, a profile's `accel`).
+    AccelChoice, "accelerator", "auto, kvm or tcg",
+    {
+        /// KVM when a probe boot really works with it, else TCG.
+        Auto = "auto",
+        Kvm = "kvm",
+        Tcg = "tcg",
     }
-}
-
-/// The accelerator a guest runs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-impl Accel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        }
-    }
-}
-
-/// The accelerator the user asked for (`--accel`, a profile's `accel`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AccelChoice {
-    /// KVM when a probe boot really works with it, else TCG.
-    Auto,
-    Kvm,
-    Tcg,
-}
-
-impl FromStr for AccelChoice {
-    type Err = AxisError;
-    fn from_str(s: &str) -> Result<AccelChoice, AxisError> {
-        match s {
-            "auto" => Ok(AccelChoice::Auto),
-            "kvm" => Ok(AccelChoice::Kvm),
-            "tcg" => Ok(AccelChoice::Tcg),
-            _ => Err(AxisError {
-                axis: "accelerator",
-                value: s.to_string(),
-                expected: "auto, kvm or tcg",
-            }),
-        }
-    }
-}
+);
 
 /// An axis value that is not one of the allowed ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

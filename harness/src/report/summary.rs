@@ -143,18 +143,7 @@ pub(crate) mod tests {
     }
 
     fn cell(expect: Expect, outcomes: &[Outcome]) -> CellRecord {
-        let mut c = summary().cells.remove(0);
-        c.expect = expect;
-        c.attempts = outcomes
-            .iter()
-            .enumerate()
-            .map(|(i, o)| {
-                let mut a = attempt(*o);
-                a.number = i as u32 + 1;
-                a
-            })
-            .collect();
-        c
+        crate::report::fixtures::cell("memcg-fill", "6.1", "v1", expect, outcomes, 1)
     }
 
     use rstest::rstest;
