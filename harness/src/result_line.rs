@@ -32,6 +32,10 @@ impl Verdict {
         Verdict::Skipped,
     ];
 
+    /// The harness's own outcomes: a script that writes one breaks the
+    /// contract ([`LineError::ReservedOutcome`]).
+    pub const RESERVED: [&'static str; 4] = ["error", "timeout", "crashed", "cancelled"];
+
     /// The spelling in a result line.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -52,10 +56,13 @@ impl FromStr for Verdict {
     type Err = LineError;
 
     fn from_str(s: &str) -> Result<Verdict, LineError> {
-        Verdict::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| LineError::UnknownVerdict(s.to_string()))
+        if let Some(v) = Verdict::ALL.into_iter().find(|v| v.as_str() == s) {
+            Ok(v)
+        } else if Verdict::RESERVED.contains(&s) {
+            Err(LineError::ReservedOutcome(s.to_string()))
+        } else {
+            Err(LineError::UnknownVerdict(s.to_string()))
+        }
     }
 }
 
@@ -136,7 +143,13 @@ impl ResultLine {
 /// Parses one result line. The kind is the first of `metric`, `series`,
 /// `outcome`, `log` whose value is a string; unknown extra keys are ignored.
 pub fn parse(line: &str) -> Result<ResultLine, LineError> {
-    let v: Value = serde_json::from_str(line).map_err(|e| LineError::NotJson(e.to_string()))?;
+    let v: Value = serde_json::from_str(line).map_err(|e| {
+        if e.is_eof() {
+            LineError::Truncated
+        } else {
+            LineError::NotJson(e.to_string())
+        }
+    })?;
     let Value::Object(o) = &v else {
         return Err(LineError::NotAnObject);
     };
@@ -181,6 +194,8 @@ pub fn parse(line: &str) -> Result<ResultLine, LineError> {
 pub enum LineError {
     /// Not JSON at all (the parser's message).
     NotJson(String),
+    /// JSON cut off before its end (a record written halfway).
+    Truncated,
     /// JSON, but not an object.
     NotAnObject,
     /// No string-valued `metric`, `series`, `outcome` or `log` key.
@@ -191,12 +206,15 @@ pub enum LineError {
     NonNumericPoint { axis: &'static str },
     /// An outcome that is not a script verdict (the string written).
     UnknownVerdict(String),
+    /// One of the harness's own outcomes ([`Verdict::RESERVED`]).
+    ReservedOutcome(String),
 }
 
 impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LineError::NotJson(e) => write!(f, "not JSON: {e}"),
+            LineError::Truncated => f.write_str("truncated JSON (the line ends inside a record)"),
             LineError::NotAnObject => f.write_str("not a JSON object"),
             LineError::NoKind => {
                 f.write_str("no string-valued \"metric\", \"series\", \"outcome\" or \"log\" key")
@@ -212,6 +230,9 @@ impl fmt::Display for LineError {
                     "outcome must be one of {} (error/timeout/crashed belong to the harness), got {s:?}",
                     all.join("|")
                 )
+            }
+            LineError::ReservedOutcome(s) => {
+                write!(f, "outcome `{s}` is reserved for the harness")
             }
         }
     }
@@ -298,12 +319,16 @@ mod tests {
                 Value::from(v.as_str())
             );
         }
-        for harness_own in ["error", "timeout", "crashed", "cancelled", "Reproduced"] {
+        for harness_own in Verdict::RESERVED {
             assert_eq!(
                 harness_own.parse::<Verdict>(),
-                Err(LineError::UnknownVerdict(harness_own.into()))
+                Err(LineError::ReservedOutcome(harness_own.into()))
             );
         }
+        assert_eq!(
+            "Reproduced".parse::<Verdict>(),
+            Err(LineError::UnknownVerdict("Reproduced".into()))
+        );
     }
 
     #[test]
@@ -344,12 +369,23 @@ mod tests {
             parse(r#"{"series":"s","x":1,"y":"2"}"#),
             Err(LineError::NonNumericPoint { axis: "y" })
         );
+        assert_eq!(
+            parse(r#"{"metric":"m","val"#),
+            Err(LineError::Truncated),
+            "cut off"
+        );
         let e = parse(r#"{"outcome":"crashed","reason":"x"}"#).unwrap_err();
-        assert_eq!(e, LineError::UnknownVerdict("crashed".into()));
+        assert_eq!(e, LineError::ReservedOutcome("crashed".into()));
+        assert_eq!(
+            e.to_string(),
+            "outcome `crashed` is reserved for the harness"
+        );
+        let e = parse(r#"{"outcome":"maybe"}"#).unwrap_err();
+        assert_eq!(e, LineError::UnknownVerdict("maybe".into()));
         assert_eq!(
             e.to_string(),
             "outcome must be one of reproduced|not-reproduced|skipped \
-             (error/timeout/crashed belong to the harness), got \"crashed\""
+             (error/timeout/crashed belong to the harness), got \"maybe\""
         );
     }
 

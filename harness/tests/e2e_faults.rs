@@ -1,7 +1,8 @@
 #![cfg(feature = "e2e")]
 //! End-to-end fault handling with fixture scenarios (tests/scenarios):
-//! a kernel panic, a hang, a broken script, a dropped SSH connection, and
-//! interrupting or killing the harness while a guest runs.
+//! a kernel panic, a hang, a broken script, malformed result lines, an
+//! OOM-killed script, a dropped SSH connection, and interrupting or killing
+//! the harness while a guest runs.
 
 mod common;
 
@@ -64,6 +65,36 @@ fn a_script_that_breaks_its_contract_is_an_error_not_a_verdict() {
         reason.contains("status 3") && reason.contains("something went wrong"),
         "{reason}"
     );
+}
+
+#[test]
+fn malformed_result_lines_are_an_error_naming_the_first_and_valid_lines_stay() {
+    let (s, _t) = run_fixture("badlines");
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "error", "{a}");
+    assert_eq!(a["phase"], "scenario", "{a}");
+    assert_eq!(
+        a["reason"],
+        "result.jsonl line 1: truncated JSON (the line ends inside a record) \
+         (and 2 more bad lines)",
+        "{a}"
+    );
+    assert_eq!(a["metrics"]["after"]["value"], 42, "{a}");
+    assert_eq!(a["metrics"]["after"]["unit"], "things", "{a}");
+}
+
+#[test]
+fn an_oom_killed_script_says_the_oom_killer_killed_it() {
+    let (s, _t) = run_fixture("oomkill");
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "error", "{a}");
+    let reason = a["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the entry script was killed by the OOM killer: ")
+            && reason.contains("Killed process"),
+        "{reason}"
+    );
+    assert_eq!(a["exit_status"], 137, "{a}");
 }
 
 #[test]

@@ -153,7 +153,7 @@ impl GuestSession {
 
     /// Runs `cmd`, feeding `stdin` (then EOF), streaming stdout and stderr
     /// into the writers, until it exits, `timeout` passes or `watch` asks to
-    /// stop. Returns the exit status.
+    /// stop. Returns the exit status (128 + N when a signal N killed it).
     pub fn run(
         &self,
         cmd: &str,
@@ -214,6 +214,16 @@ impl GuestSession {
         let _ = stdout.flush();
         let _ = stderr.flush();
         ch.wait_close().map_err(ssh("close"))?;
+        // A command killed by a signal has no exit status (libssh2 says 0)
+        // but an `exit-signal`: report it as a shell would, 128 + N.
+        let signal = ch
+            .exit_signal()
+            .ok()
+            .and_then(|s| s.exit_signal)
+            .and_then(|name| crate::model::signal_number(&name));
+        if let Some(n) = signal {
+            return Ok(128 + n);
+        }
         ch.exit_status().map_err(ssh("exit status"))
     }
 

@@ -217,3 +217,37 @@ impl std::fmt::Display for StopReason {
         }
     }
 }
+
+/// Linux's signal numbers (x86-64 and arm64) and names, for exit statuses
+/// `128 + N` and SSH `exit-signal` names (`KILL`).
+const SIGNALS: [(i32, &str); 15] = [
+    (1, "HUP"),
+    (2, "INT"),
+    (3, "QUIT"),
+    (4, "ILL"),
+    (5, "TRAP"),
+    (6, "ABRT"),
+    (7, "BUS"),
+    (8, "FPE"),
+    (9, "KILL"),
+    (10, "USR1"),
+    (11, "SEGV"),
+    (12, "USR2"),
+    (13, "PIPE"),
+    (14, "ALRM"),
+    (15, "TERM"),
+];
+
+/// `SIGKILL` for 9.
+pub fn signal_name(number: i32) -> Option<String> {
+    SIGNALS
+        .iter()
+        .find(|(n, _)| *n == number)
+        .map(|(_, name)| format!("SIG{name}"))
+}
+
+/// 9 for `KILL` or `SIGKILL`.
+pub fn signal_number(name: &str) -> Option<i32> {
+    let name = name.strip_prefix("SIG").unwrap_or(name);
+    SIGNALS.iter().find(|(_, n)| *n == name).map(|(n, _)| *n)
+}

@@ -195,6 +195,9 @@ pub fn run_attempt(
         detail: cell.scenario.name().into(),
     });
     let scen_start = Instant::now();
+    // Findings come in console order: those after this many are the
+    // scenario's (an OOM kill among them explains a script that died).
+    let warnings_before = vm.console.findings(Severity::Warning).len();
     let end = run_scenario(ctx, cell, env, &session, &mut vm, &dir);
     attempt.timings.scenario = scen_start.elapsed().as_secs_f64();
 
@@ -218,7 +221,10 @@ pub fn run_attempt(
     vm.kill();
     let crash = vm.console.crash();
     let stderr_tail = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
-    let (outcome, reason, phase) = result::decide(&end, &script, crash.as_ref(), &stderr_tail);
+    let warnings = vm.console.findings(Severity::Warning);
+    let during = warnings.get(warnings_before..).unwrap_or_default();
+    let (outcome, reason, phase) =
+        result::decide(&end, &script, crash.as_ref(), &stderr_tail, during);
     attempt.outcome = outcome;
     attempt.reason = reason;
     attempt.phase = phase;
@@ -229,7 +235,7 @@ pub fn run_attempt(
     };
     attempt.metrics = script.metrics;
     attempt.series = script.series;
-    attempt.warnings = vm.console.findings(Severity::Warning);
+    attempt.warnings = warnings;
     attempt.timings.teardown = teardown_start.elapsed().as_secs_f64();
     finish(&mut attempt, started, &dir);
     attempt

@@ -2,12 +2,16 @@
 //!
 //! The script appends JSON lines to `$REPRO_RESULT` (see
 //! `scenarios/README.md`; typed in [`crate::result_line`], which the guest
-//! helper writes with); the harness adds what it saw: the exit status, a
-//! timeout, a dropped connection, a kernel crash.
+//! helper writes with); the harness adds what it saw: the exit status (or
+//! the signal), a timeout, a dropped connection, a kernel crash, an OOM
+//! kill on the console.
 
-use crate::model::{ConsoleFinding, Metric, Outcome, Phase, Series};
+use crate::model::{signal_name, ConsoleFinding, Metric, Outcome, Phase, Series};
 use crate::result_line::{self, LineError, ResultLine, Verdict};
 use std::collections::BTreeMap;
+
+/// The result file's name, as reasons name it.
+pub const RESULT_FILE: &str = "result.jsonl";
 
 /// What the result file said.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -16,9 +20,33 @@ pub struct ScriptResult {
     pub metrics: BTreeMap<String, Metric>,
     pub series: BTreeMap<String, Series>,
     pub logs: Vec<String>,
-    /// Lines that were not valid result records, each with why (reported,
-    /// not fatal).
-    pub bad_lines: Vec<(String, LineError)>,
+    /// Lines that were not valid result records, in file order. Any makes
+    /// the attempt an `error` ([`decide`]); the valid lines are kept.
+    pub bad_lines: Vec<BadLine>,
+}
+
+/// A rejected line of the result file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadLine {
+    /// 1-based, counting every line of the file (blank ones too).
+    pub number: usize,
+    pub text: String,
+    pub error: LineError,
+}
+
+impl ScriptResult {
+    /// One line naming the first rejected line and how many more there
+    /// are, if any line was rejected.
+    pub fn bad_lines_reason(&self) -> Option<String> {
+        let first = self.bad_lines.first()?;
+        let mut reason = format!("{RESULT_FILE} line {}: {}", first.number, first.error);
+        match self.bad_lines.len() - 1 {
+            0 => {}
+            1 => reason.push_str(" (and 1 more bad line)"),
+            n => reason.push_str(&format!(" (and {n} more bad lines)")),
+        }
+        Some(reason)
+    }
 }
 
 /// The harness outcome of a script verdict.
@@ -33,7 +61,11 @@ pub fn outcome_of(v: Verdict) -> Outcome {
 /// Parses the JSON-lines result file.
 pub fn parse_result(text: &str) -> ScriptResult {
     let mut r = ScriptResult::default();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
         match result_line::parse(line) {
             Ok(ResultLine::Metric {
                 metric,
@@ -63,7 +95,11 @@ pub fn parse_result(text: &str) -> ScriptResult {
                 r.outcome = Some((outcome_of(outcome), reason));
             }
             Ok(ResultLine::Log { log }) => r.logs.push(log),
-            Err(why) => r.bad_lines.push((line.to_string(), why)),
+            Err(error) => r.bad_lines.push(BadLine {
+                number: i + 1,
+                text: line.to_string(),
+                error,
+            }),
         }
     }
     r
@@ -72,6 +108,8 @@ pub fn parse_result(text: &str) -> ScriptResult {
 /// How running the entry script ended, from the harness's side.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScriptEnd {
+    /// The exit status; 128 + N when signal N killed the script (the
+    /// shell's convention, which `guest` follows for SSH's `exit-signal`).
     Exited(i32),
     TimedOut(f64),
     Cancelled,
@@ -79,48 +117,101 @@ pub enum ScriptEnd {
     Lost(String),
 }
 
+/// The OOM killer's report among `findings`: its "Killed process" line
+/// when the console has one, else its first line.
+fn oom_kill(findings: &[ConsoleFinding]) -> Option<&ConsoleFinding> {
+    let mut ooms = findings.iter().filter(|f| f.kind == "oom-kill");
+    let first = ooms.clone().next();
+    ooms.find(|f| f.title.contains("Killed process")).or(first)
+}
+
+/// The signal number of a shell exit status `128 + N`.
+fn signal_of(status: i32) -> Option<i32> {
+    (129..=128 + 64).contains(&status).then_some(status - 128)
+}
+
 /// The attempt's outcome, reason and (for harness outcomes) phase.
+///
+/// Precedence, first match wins: a kernel crash; the harness's own ends
+/// (cancelled, timeout, lost guest); the entry script's failure (killed by
+/// the OOM killer, by a signal, a non-zero status, each of which may also
+/// explain a half-written result line); rejected result lines; the
+/// script's verdict; no verdict at all. `oom_findings` are the console
+/// findings seen while the scenario ran (only `oom-kill` ones count).
 pub fn decide(
     end: &ScriptEnd,
     script: &ScriptResult,
     crash: Option<&ConsoleFinding>,
     stderr_tail: &str,
+    oom_findings: &[ConsoleFinding],
 ) -> (Outcome, String, Option<Phase>) {
     if let Some(c) = crash {
         return (Outcome::Crashed, c.title.clone(), Some(Phase::Scenario));
     }
-    let last_err = stderr_tail.lines().rev().find(|l| !l.trim().is_empty());
-    match end {
-        ScriptEnd::Cancelled => (
-            Outcome::Cancelled,
-            "the run was interrupted".into(),
-            Some(Phase::Scenario),
-        ),
-        ScriptEnd::TimedOut(s) => (
-            Outcome::Timeout,
-            format!("the scenario did not finish within its {s:.0} s time limit"),
-            Some(Phase::Scenario),
-        ),
-        ScriptEnd::Lost(why) => (
-            Outcome::Error,
-            format!("lost the guest while the scenario ran: {why}"),
-            Some(Phase::Scenario),
-        ),
-        ScriptEnd::Exited(code) if *code != 0 => {
-            let mut reason = format!("the entry script exited with status {code}");
-            if let Some(l) = last_err {
-                reason.push_str(&format!(": {}", l.trim()));
-            }
-            (Outcome::Error, reason, Some(Phase::Scenario))
-        }
-        ScriptEnd::Exited(_) => match &script.outcome {
-            Some((o, reason)) => (*o, reason.clone(), None),
-            None => (
-                Outcome::Error,
-                "the entry script ended without writing an outcome to $REPRO_RESULT".into(),
+    let last_err = stderr_tail
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| format!(": {}", l.trim()))
+        .unwrap_or_default();
+    let error = |reason: String| (Outcome::Error, reason, Some(Phase::Scenario));
+    let code = match end {
+        ScriptEnd::Cancelled => {
+            return (
+                Outcome::Cancelled,
+                "the run was interrupted".into(),
                 Some(Phase::Scenario),
-            ),
-        },
+            )
+        }
+        ScriptEnd::TimedOut(s) => {
+            return (
+                Outcome::Timeout,
+                format!("the scenario did not finish within its {s:.0} s time limit"),
+                Some(Phase::Scenario),
+            )
+        }
+        ScriptEnd::Lost(why) => {
+            return error(format!("lost the guest while the scenario ran: {why}"))
+        }
+        ScriptEnd::Exited(code) => *code,
+    };
+    let signal = signal_of(code);
+    let oom = oom_kill(oom_findings);
+    // The OOM killer sends SIGKILL. A script that ended without an outcome
+    // while it struck was cut short by it too. Any other failure keeps its
+    // own reason, the OOM kill added.
+    if let Some(o) = oom {
+        if signal == Some(9) || (code == 0 && script.outcome.is_none()) {
+            return error(format!(
+                "the entry script was killed by the OOM killer: {}",
+                o.title
+            ));
+        }
+    }
+    if let Some(n) = signal {
+        let name = signal_name(n)
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        return error(format!(
+            "the entry script was killed by signal {n}{name}{last_err}"
+        ));
+    }
+    if code != 0 {
+        let mut reason = format!("the entry script exited with status {code}{last_err}");
+        if let Some(o) = oom {
+            reason.push_str(&format!(
+                " (the OOM killer struck during the scenario: {})",
+                o.title
+            ));
+        }
+        return error(reason);
+    }
+    if let Some(reason) = script.bad_lines_reason() {
+        return error(reason);
+    }
+    match &script.outcome {
+        Some((o, reason)) => (*o, reason.clone(), None),
+        None => error("the entry script ended without writing an outcome to $REPRO_RESULT".into()),
     }
 }
 
@@ -150,8 +241,9 @@ not json
         assert_eq!(r.series["lat"].y_unit, "ms");
         assert_eq!(r.logs, vec!["hello"]);
         assert_eq!(r.bad_lines.len(), 1);
-        assert_eq!(r.bad_lines[0].0, "not json");
-        assert!(matches!(r.bad_lines[0].1, LineError::NotJson(_)));
+        assert_eq!(r.bad_lines[0].text, "not json");
+        assert_eq!(r.bad_lines[0].number, 7, "blank lines count");
+        assert!(matches!(r.bad_lines[0].error, LineError::NotJson(_)));
         assert_eq!(
             r.outcome.as_ref().unwrap().0,
             Outcome::Reproduced,
@@ -165,11 +257,230 @@ not json
         assert!(r.outcome.is_none());
         assert_eq!(
             r.bad_lines,
-            vec![(
-                r#"{"outcome":"crashed","reason":"x"}"#.to_string(),
-                LineError::UnknownVerdict("crashed".into())
-            )]
+            vec![BadLine {
+                number: 1,
+                text: r#"{"outcome":"crashed","reason":"x"}"#.to_string(),
+                error: LineError::ReservedOutcome("crashed".into())
+            }]
         );
+    }
+
+    /// What the script wrote decides alone: it exited 0.
+    fn judge(text: &str) -> (Outcome, String) {
+        let (o, reason, _) = decide(&ScriptEnd::Exited(0), &parse_result(text), None, "", &[]);
+        (o, reason)
+    }
+
+    #[test]
+    fn a_malformed_line_is_an_error_naming_its_line() {
+        let (o, reason) = judge(
+            "{\"metric\":\"m\",\"value\":1}\nnot json\n{\"outcome\":\"reproduced\",\"reason\":\"r\"}\n",
+        );
+        assert_eq!(o, Outcome::Error, "{reason}");
+        assert!(
+            reason.starts_with("result.jsonl line 2: not JSON: expected"),
+            "{reason}"
+        );
+        assert!(!reason.contains('\n'), "one line: {reason}");
+    }
+
+    #[test]
+    fn a_truncated_line_is_an_error() {
+        let (o, reason) =
+            judge("{\"outcome\":\"reproduced\",\"reason\":\"r\"}\n{\"metric\":\"m\",\"val");
+        assert_eq!(o, Outcome::Error);
+        assert_eq!(
+            reason,
+            "result.jsonl line 2: truncated JSON (the line ends inside a record)"
+        );
+    }
+
+    #[test]
+    fn a_reserved_outcome_is_an_error() {
+        let (o, reason) = judge("\n\n{\"outcome\":\"crashed\"}\n");
+        assert_eq!(o, Outcome::Error);
+        assert_eq!(
+            reason,
+            "result.jsonl line 3: outcome `crashed` is reserved for the harness"
+        );
+        let (o, reason) = judge("{\"outcome\":\"passed\"}\n");
+        assert_eq!(o, Outcome::Error);
+        assert!(reason.contains("got \"passed\""), "{reason}");
+    }
+
+    #[test]
+    fn a_line_with_only_unknown_keys_is_an_error_but_extra_keys_are_not() {
+        let (o, reason) = judge("{\"temperature\":3}\n{\"outcome\":\"skipped\",\"reason\":\"r\"}");
+        assert_eq!(o, Outcome::Error);
+        assert_eq!(
+            reason,
+            "result.jsonl line 1: no string-valued \"metric\", \"series\", \"outcome\" or \"log\" key"
+        );
+        let (o, reason) = judge(
+            "{\"metric\":\"m\",\"value\":1,\"extra\":true}\n{\"outcome\":\"skipped\",\"reason\":\"r\"}",
+        );
+        assert_eq!((o, reason.as_str()), (Outcome::Skipped, "r"));
+    }
+
+    #[test]
+    fn several_bad_lines_name_the_first_and_count_the_rest() {
+        let (_, reason) =
+            judge("{\"a\nnope\n{\"outcome\":\"error\"}\n{\"metric\":\"m\",\"value\":1}");
+        assert_eq!(
+            reason,
+            "result.jsonl line 1: truncated JSON (the line ends inside a record) (and 2 more bad lines)"
+        );
+        let (_, reason) = judge("nope\n{\"outcome\":\"timeout\"}");
+        assert!(reason.ends_with(" (and 1 more bad line)"), "{reason}");
+    }
+
+    #[test]
+    fn valid_lines_are_kept_beside_bad_ones() {
+        let r = parse_result(
+            "{\"metric\":\"a\",\"value\":1,\"unit\":\"x\"}\n{\"b\nnot json\n{\"outcome\":\"crashed\"}\n\
+             {\"series\":\"s\",\"x\":1,\"y\":2}\n{\"log\":\"l\"}\n{\"metric\":\"c\",\"value\":\"v\"}",
+        );
+        assert_eq!(
+            r.bad_lines.iter().map(|b| b.number).collect::<Vec<_>>(),
+            [2, 3, 4]
+        );
+        assert_eq!(r.metrics.len(), 2);
+        assert_eq!(r.metrics["a"].unit, "x");
+        assert_eq!(r.series["s"].points, vec![(1.0, 2.0)]);
+        assert_eq!(r.logs, vec!["l"]);
+        assert!(r.outcome.is_none());
+    }
+
+    fn finding(kind: &str, title: &str) -> ConsoleFinding {
+        ConsoleFinding {
+            kind: kind.into(),
+            title: title.into(),
+            excerpt: String::new(),
+        }
+    }
+
+    const OOM: &str = "Out of memory: Killed process 113 (sh) total-vm:2048kB, anon-rss:1024kB";
+
+    fn ooms() -> Vec<ConsoleFinding> {
+        vec![
+            finding(
+                "hung-task",
+                "INFO: task x:1 blocked for more than 120 seconds.",
+            ),
+            finding("oom-kill", "tail invoked oom-killer: gfp_mask=0x140cca"),
+            finding("oom-kill", OOM),
+        ]
+    }
+
+    #[test]
+    fn an_oom_killed_script_says_so() {
+        let none = ScriptResult::default();
+        let want = format!("the entry script was killed by the OOM killer: {OOM}");
+        for end in [ScriptEnd::Exited(0), ScriptEnd::Exited(137)] {
+            let (o, reason, phase) = decide(&end, &none, None, "Killed\n", &ooms());
+            assert_eq!((o, phase), (Outcome::Error, Some(Phase::Scenario)));
+            assert_eq!(reason, want);
+        }
+        // Also when the kill left a half-written line behind.
+        let r = parse_result("{\"metric\":\"m\",\"va");
+        let (_, reason, _) = decide(&ScriptEnd::Exited(137), &r, None, "", &ooms());
+        assert_eq!(reason, want);
+        // Only the first line of the report when there is no "Killed process".
+        let (_, reason, _) = decide(&ScriptEnd::Exited(0), &none, None, "", &ooms()[..2]);
+        assert!(
+            reason.ends_with(": tail invoked oom-killer: gfp_mask=0x140cca"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn an_oom_kill_does_not_override_a_verdict_or_hide_the_scripts_own_error() {
+        // A scenario that provokes OOM kills on purpose still reports.
+        let (o, reason, _) = decide(
+            &ScriptEnd::Exited(0),
+            &with_outcome(Outcome::Reproduced),
+            None,
+            "",
+            &ooms(),
+        );
+        assert_eq!((o, reason.as_str()), (Outcome::Reproduced, "r"));
+        let (o, reason, _) = decide(
+            &ScriptEnd::Exited(1),
+            &ScriptResult::default(),
+            None,
+            "cannot mount\n",
+            &ooms(),
+        );
+        assert_eq!(o, Outcome::Error);
+        assert_eq!(
+            reason,
+            format!("the entry script exited with status 1: cannot mount (the OOM killer struck during the scenario: {OOM})")
+        );
+        // Without an OOM report, no OOM reason.
+        let (_, reason, _) = decide(
+            &ScriptEnd::Exited(0),
+            &ScriptResult::default(),
+            None,
+            "",
+            &ooms()[..1],
+        );
+        assert!(reason.contains("without writing an outcome"), "{reason}");
+    }
+
+    #[test]
+    fn a_script_killed_by_a_signal_says_which() {
+        let none = ScriptResult::default();
+        let (o, reason, _) = decide(&ScriptEnd::Exited(137), &none, None, "", &[]);
+        assert_eq!(o, Outcome::Error);
+        assert_eq!(reason, "the entry script was killed by signal 9 (SIGKILL)");
+        let (_, reason, _) = decide(&ScriptEnd::Exited(143), &none, None, "Terminated\n", &[]);
+        assert_eq!(
+            reason,
+            "the entry script was killed by signal 15 (SIGTERM): Terminated"
+        );
+        let (_, reason, _) = decide(&ScriptEnd::Exited(128 + 40), &none, None, "", &[]);
+        assert_eq!(reason, "the entry script was killed by signal 40");
+        for status in [3, 128, 200, 255] {
+            let (_, reason, _) = decide(&ScriptEnd::Exited(status), &none, None, "", &[]);
+            assert_eq!(
+                reason,
+                format!("the entry script exited with status {status}")
+            );
+        }
+        assert_eq!(crate::model::signal_number("KILL"), Some(9));
+        assert_eq!(crate::model::signal_number("SIGSEGV"), Some(11));
+        assert_eq!(crate::model::signal_number("NOPE"), None);
+    }
+
+    /// What outranks rejected result lines and what they outrank.
+    #[rstest]
+    #[case::crash(ScriptEnd::Exited(0), true, &[], Outcome::Crashed, "kernel panic")]
+    #[case::crash_over_oom(ScriptEnd::Exited(137), true, &["oom"], Outcome::Crashed, "kernel panic")]
+    #[case::timeout(ScriptEnd::TimedOut(60.0), false, &[], Outcome::Timeout, "time limit")]
+    #[case::timeout_over_oom(ScriptEnd::TimedOut(60.0), false, &["oom"], Outcome::Timeout, "time limit")]
+    #[case::lost(ScriptEnd::Lost("eof".into()), false, &[], Outcome::Error, "lost the guest")]
+    #[case::cancelled(ScriptEnd::Cancelled, false, &[], Outcome::Cancelled, "interrupted")]
+    #[case::oom(ScriptEnd::Exited(137), false, &["oom"], Outcome::Error, "OOM killer")]
+    #[case::signal(ScriptEnd::Exited(137), false, &[], Outcome::Error, "signal 9")]
+    #[case::status(ScriptEnd::Exited(2), false, &[], Outcome::Error, "status 2")]
+    #[case::bad_lines(ScriptEnd::Exited(0), false, &[], Outcome::Error, "result.jsonl line 2:")]
+    fn precedence_over_bad_lines(
+        #[case] end: ScriptEnd,
+        #[case] crashed: bool,
+        #[case] console: &[&str],
+        #[case] want: Outcome,
+        #[case] says: &str,
+    ) {
+        let script = parse_result(
+            "{\"outcome\":\"reproduced\",\"reason\":\"r\"}\n{\"outcome\":\"crashed\"}",
+        );
+        let crash = finding("panic", "kernel panic: sysrq triggered crash");
+        let warnings: Vec<ConsoleFinding> =
+            console.iter().map(|_| finding("oom-kill", OOM)).collect();
+        let (o, reason, phase) = decide(&end, &script, crashed.then_some(&crash), "", &warnings);
+        assert_eq!(o, want, "{reason}");
+        assert!(reason.contains(says), "{reason}");
+        assert_eq!(phase, Some(Phase::Scenario));
     }
 
     #[test]
@@ -235,6 +546,7 @@ not json
             &script,
             crashed.then_some(&crash),
             "oops\nlast line\n",
+            &[],
         );
         assert_eq!(o, want, "{reason}");
         if matches!(end, ScriptEnd::Exited(2)) {
