@@ -189,13 +189,18 @@ for ((i = 1; i <= shards; i++)); do
     say "shard $shard: $n cell(s)"
     rc=0
     "$repro" matrix "${matrix_args[@]}" --shard "$shard" --results "$work/shards/$i" || rc=$?
+    # repro's exit codes: README.md, "Exit codes".
     case "$rc" in
         0) ;;
         1)
+            # Judged against the previous night by `repro compare` below.
+            say "shard $shard: some cell did not meet its expectation (see the report)"
+            ;;
+        2) die "repro matrix rejected its input for shard $shard" 2 ;;
+        3)
             say "shard $shard: some cell ended in \`error\` (infrastructure)"
             incomplete=1
             ;;
-        2) die "repro matrix rejected its input for shard $shard" 2 ;;
         130) die "interrupted in shard $shard; the unfinished night is in $work" 130 ;;
         *)
             say "shard $shard: repro matrix failed (exit $rc)"

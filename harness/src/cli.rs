@@ -10,7 +10,8 @@ use std::path::PathBuf;
 #[command(
     name = "repro",
     version,
-    about = "Reproduce known Kubernetes-node and Linux-kernel failures inside QEMU guests"
+    about = "Reproduce known Kubernetes-node and Linux-kernel failures inside QEMU guests",
+    after_help = repro::model::exit::HELP
 )]
 pub struct Cli {
     /// Cache for downloads, kernels and guest images
@@ -42,7 +43,7 @@ pub struct GuestArgs {
 pub enum Command {
     /// Run scenarios on kernels: one cell per scenario × kernel (× rootfs × kubelet × driver).
     Run(RunArgs),
-    /// Run a matrix file (default: matrix.toml).
+    /// Run a matrix file (default: matrix.toml); exit 1 when a cell fails its expectation.
     Matrix(MatrixArgs),
     /// Find the first kernel (in the order given) from which a scenario no longer reproduces.
     FixedIn(FixedInArgs),
@@ -108,6 +109,11 @@ pub struct RunArgs {
     /// Cells in parallel (0: what cores and memory allow).
     #[arg(long, short = 'j', default_value_t = 1)]
     pub jobs: usize,
+    /// Exit 1 when a cell is flaky: its attempts (--repeat) disagree. The
+    /// cells of `run` expect `any`, so this is the one way they fail;
+    /// without it, `run` exits 0 whatever the verdicts (3 on an `error`).
+    #[arg(long)]
+    pub fail_on_flaky: bool,
     #[command(flatten)]
     pub guest: GuestArgs,
 }

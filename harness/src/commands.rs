@@ -1,17 +1,71 @@
 //! One function per command: call the library, print what it returns,
-//! choose the exit code. Settings come from `repro::settings`; nothing
-//! here decides precedence or runs anything itself.
+//! choose the exit status (`repro::model::ExitStatus`: every error is
+//! tagged bad input or infrastructure where it arises). Settings come from
+//! `repro::settings`; nothing here decides precedence or runs anything
+//! itself.
 
 use crate::cli::{FixedInArgs, GuestArgs, ImagesCmd, MatrixArgs, RunArgs};
-use anyhow::{Context, Result};
+use anyhow::Context;
 use repro::images::{inventory, Cache};
+use repro::model::{ExitStatus, Expectations};
+use repro::report::merge::MergeError;
+use repro::report::summary::SummaryError;
 use repro::report::{render, terminal, RunSummary};
-use repro::run::{self, prepare, ExecOptions};
+use repro::run::{self, prepare, ExecOptions, RunError};
 use repro::settings::{self, Environment, Flags};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// A command that failed: what to print and the exit status it means.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: ExitStatus,
+    pub error: anyhow::Error,
+}
+
+/// What a command returns.
+pub type CommandResult = Result<ExitStatus, Failure>;
+
+/// Errors that know their exit status (said beside each error type).
+macro_rules! failure_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Failure {
+            fn from(e: $t) -> Self {
+                Failure {
+                    status: e.exit_status(),
+                    error: e.into(),
+                }
+            }
+        }
+    )*};
+}
+failure_from!(RunError, SummaryError, MergeError);
+
+/// Tags an error with the exit status it means: every fallible call in a
+/// command says whether its failure is bad input or infrastructure.
+trait ExitOnError<T>: Sized {
+    fn or_exit(self, status: ExitStatus) -> Result<T, Failure>;
+
+    /// Bad input (2): refused before anything ran.
+    fn bad_input(self) -> Result<T, Failure> {
+        self.or_exit(ExitStatus::BadInput)
+    }
+
+    /// Infrastructure (3): failed after the work started.
+    fn infrastructure(self) -> Result<T, Failure> {
+        self.or_exit(ExitStatus::Infrastructure)
+    }
+}
+
+impl<T, E: Into<anyhow::Error>> ExitOnError<T> for Result<T, E> {
+    fn or_exit(self, status: ExitStatus) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            status,
+            error: e.into(),
+        })
+    }
+}
 
 /// What every command knows: the repository, the environment and the
 /// global flags.
@@ -62,12 +116,12 @@ impl Ctx {
         )
     }
 
-    pub fn list(&self) -> Result<ExitCode> {
+    pub fn list(&self) -> CommandResult {
         print!("{}", run::list_text(&self.root)?);
-        Ok(ExitCode::SUCCESS)
+        Ok(ExitStatus::Success)
     }
 
-    pub fn images(&self, cmd: ImagesCmd) -> Result<ExitCode> {
+    pub fn images(&self, cmd: ImagesCmd) -> CommandResult {
         let cache = self.cache();
         let reporter = terminal::TerminalReporter::new();
         match cmd {
@@ -77,7 +131,11 @@ impl Ctx {
             }
             ImagesCmd::Build { names, rebuild } => {
                 let mirror = self.mirror();
-                for n in prepare::rootfs_names(&self.root, names)? {
+                let names = prepare::rootfs_names(&self.root, names).bad_input()?;
+                for n in &names {
+                    prepare::check_rootfs_arg(&self.root, n).bad_input()?;
+                }
+                for n in names {
                     let r = prepare::prepare_rootfs(
                         &self.root,
                         &cache,
@@ -86,7 +144,8 @@ impl Ctx {
                         rebuild,
                         &reporter,
                     )
-                    .with_context(|| format!("building root filesystem {n}"))?;
+                    .with_context(|| format!("building root filesystem {n}"))
+                    .infrastructure()?;
                     println!("{}", r.describe());
                 }
             }
@@ -94,26 +153,31 @@ impl Ctx {
                 older_than_days,
                 dry_run,
             } => {
-                let current = prepare::current_rootfs_hashes(&self.root)?;
+                let current = prepare::current_rootfs_hashes(&self.root).bad_input()?;
                 let older = std::time::Duration::from_secs(older_than_days * 86_400);
                 let now = std::time::SystemTime::now();
-                let report = inventory::gc(&cache, &current, older, now, dry_run)?;
+                let report =
+                    inventory::gc(&cache, &current, older, now, dry_run).infrastructure()?;
                 print!("{report}");
             }
             ImagesCmd::Fetch { kernels } => {
                 let mirror = self.mirror();
                 for k in &kernels {
+                    prepare::check_kernel_arg(&self.root, k).bad_input()?;
+                }
+                for k in &kernels {
                     let p =
                         prepare::fetch_kernel(&self.root, &cache, mirror.as_deref(), k, &reporter)
-                            .with_context(|| format!("fetching kernel {k}"))?;
+                            .with_context(|| format!("fetching kernel {k}"))
+                            .infrastructure()?;
                     println!("{k}: {}", prepare::describe_kernel(&p));
                 }
             }
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(ExitStatus::Success)
     }
 
-    pub fn run(&self, a: RunArgs) -> Result<ExitCode> {
+    pub fn run(&self, a: RunArgs) -> CommandResult {
         let req = repro::plan::Request {
             scenarios: a.scenarios,
             kernels: a.kernels,
@@ -126,15 +190,21 @@ impl Ctx {
             vcpus: a.vcpus,
             repeat: a.repeat,
         };
-        let cells = run::plan_request(&self.root, &req)?;
-        execute(&self.exec(&a.guest, Some(a.jobs), 1), cells)
+        let cells = run::plan_request(&self.root, &req).bad_input()?;
+        let expectations = if a.fail_on_flaky {
+            Expectations::Enforced
+        } else {
+            Expectations::Recorded
+        };
+        execute(&self.exec(&a.guest, Some(a.jobs), 1), cells, expectations)
     }
 
-    pub fn matrix(&self, a: MatrixArgs) -> Result<ExitCode> {
+    pub fn matrix(&self, a: MatrixArgs) -> CommandResult {
         let path = a.matrix.unwrap_or_else(|| self.root.join("matrix.toml"));
-        let m = repro::plan::load_matrix(&path)?;
-        let prof = m.profile(&a.profile)?;
-        let cells = run::plan_matrix(&self.root, &m, &prof, a.filter.as_ref(), a.shard, a.repeat)?;
+        let m = repro::plan::load_matrix(&path).bad_input()?;
+        let prof = m.profile(&a.profile).bad_input()?;
+        let cells = run::plan_matrix(&self.root, &m, &prof, a.filter.as_ref(), a.shard, a.repeat)
+            .bad_input()?;
         if a.list {
             for c in &cells {
                 println!(
@@ -144,13 +214,14 @@ impl Ctx {
                     c.repeat
                 );
             }
-            return Ok(ExitCode::SUCCESS);
+            return Ok(ExitStatus::Success);
         }
-        anyhow::ensure!(
-            !cells.is_empty(),
-            "no cells in {} match the filter/shard",
-            path.display()
-        );
+        if cells.is_empty() {
+            return Err(Failure {
+                status: ExitStatus::BadInput,
+                error: anyhow::anyhow!("no cells in {} match the filter/shard", path.display()),
+            });
+        }
         let opts = settings::exec_options(
             &self.root,
             &self.flags(&a.guest, a.jobs),
@@ -160,10 +231,10 @@ impl Ctx {
             0,
             self.command_line.clone(),
         );
-        execute(&opts, cells)
+        execute(&opts, cells, Expectations::Enforced)
     }
 
-    pub fn fixed_in(&self, a: FixedInArgs) -> Result<ExitCode> {
+    pub fn fixed_in(&self, a: FixedInArgs) -> CommandResult {
         let template = repro::plan::Request {
             scenarios: vec![a.scenario],
             rootfs: a.rootfs.into_iter().collect(),
@@ -175,19 +246,19 @@ impl Ctx {
             ..Default::default()
         };
         let opts = self.exec(&a.guest, None, 1);
-        let cancel = install_signal_handlers()?;
+        let cancel = install_signal_handlers().infrastructure()?;
         let reporter = terminal::TerminalReporter::new();
         let on_probe = |k: &str, p, o| println!("{k}: {p:?} ({o})");
         let report = run::fixed_in(&opts, &template, &a.kernels, &reporter, cancel, &on_probe)?;
         print!("{}", report.text());
         Ok(if report.interrupted {
-            ExitCode::from(130)
+            ExitStatus::Interrupted
         } else {
-            ExitCode::SUCCESS
+            ExitStatus::Success
         })
     }
 
-    pub fn report(&self, dir: PathBuf) -> Result<ExitCode> {
+    pub fn report(&self, dir: PathBuf) -> CommandResult {
         let s = RunSummary::read(&dir)?;
         let dir = if dir.is_dir() {
             dir
@@ -195,47 +266,57 @@ impl Ctx {
             dir.parent().map(Path::to_path_buf).unwrap_or_default()
         };
         let files = render::render_all(&s, &dir)
-            .with_context(|| format!("writing reports into {}", dir.display()))?;
+            .with_context(|| format!("writing reports into {}", dir.display()))
+            .infrastructure()?;
         for f in files {
             println!("{}", f.display());
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(ExitStatus::Success)
     }
 
-    pub fn compare(&self, old: &Path, new: &Path, markdown: bool) -> Result<ExitCode> {
-        let c = repro::report::compare::compare(&RunSummary::read(old)?, &RunSummary::read(new)?);
+    pub fn compare(&self, old: &Path, new: &Path, markdown: bool) -> CommandResult {
+        let old = RunSummary::read(old)?;
+        let new = RunSummary::read(new)?;
+        let c = repro::report::compare::compare(&old, &new);
         print!("{}", if markdown { c.markdown() } else { c.text() });
         Ok(if c.has_regressions() {
-            ExitCode::from(1)
+            ExitStatus::Failed
         } else {
-            ExitCode::SUCCESS
+            ExitStatus::Success
         })
     }
 
-    pub fn merge(&self, dirs: &[PathBuf], out: Option<PathBuf>) -> Result<ExitCode> {
+    pub fn merge(&self, dirs: &[PathBuf], out: Option<PathBuf>) -> CommandResult {
         let out = out.unwrap_or_else(|| {
             self.root
                 .join("results")
                 .join(format!("merged-{}", run::new_run_id()))
         });
         let merged = repro::report::merge::merge_dirs(dirs, &out)?;
-        render::render_all(&merged, &out)?;
+        render::render_all(&merged, &out)
+            .with_context(|| format!("writing reports into {}", out.display()))
+            .infrastructure()?;
         println!(
             "merged {} cell(s) from {} run(s) into {}",
             merged.cells.len(),
             dirs.len(),
             out.display()
         );
-        Ok(ExitCode::SUCCESS)
+        Ok(ExitStatus::Success)
     }
 }
 
-/// Runs cells with signal handling and the terminal reporter; maps the
-/// result to an exit status.
-fn execute(opts: &ExecOptions, cells: Vec<repro::plan::PlannedCell>) -> Result<ExitCode> {
-    let cancel = install_signal_handlers()?;
+/// Runs cells with signal handling and the terminal reporter; the exit
+/// status comes from the run's record (`ExitStatus::of_run`). Everything
+/// that fails here happens after planning: infrastructure.
+fn execute(
+    opts: &ExecOptions,
+    cells: Vec<repro::plan::PlannedCell>,
+    expectations: Expectations,
+) -> CommandResult {
+    let cancel = install_signal_handlers().infrastructure()?;
     let reporter = terminal::TerminalReporter::new();
-    let done = run::execute(opts, cells, &reporter, cancel.clone())?;
+    let done = run::execute(opts, cells, &reporter, cancel.clone()).infrastructure()?;
     print!("{}", terminal::summary_table(&done.summary));
     match render::render_all(&done.summary, &done.dir) {
         Ok(_) => eprintln!("reports: {}", done.dir.join("report.html").display()),
@@ -244,22 +325,31 @@ fn execute(opts: &ExecOptions, cells: Vec<repro::plan::PlannedCell>) -> Result<E
             done.dir.display()
         ),
     }
+    let status = ExitStatus::of_run(&done.summary, expectations);
     if cancel.load(Ordering::SeqCst) {
-        return Ok(ExitCode::from(130));
+        return Ok(status.max(ExitStatus::Interrupted));
+    }
+    let failed = done
+        .summary
+        .cells
+        .iter()
+        .filter(|c| ExitStatus::of_cell(c.status(), expectations) == ExitStatus::Failed)
+        .count();
+    if failed > 0 {
+        eprintln!("{failed} cell(s) did not meet their expectation (status failed or flaky)");
     }
     if done.infrastructure_errors > 0 {
         eprintln!(
             "{} cell(s) ended in `error`: the harness could not run them (see the reasons above)",
             done.infrastructure_errors
         );
-        return Ok(ExitCode::from(1));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(status)
 }
 
 /// Ctrl-C / SIGTERM / SIGHUP: set the cancel flag and kill every guest at
 /// once; a second signal exits immediately.
-fn install_signal_handlers() -> Result<Arc<AtomicBool>> {
+fn install_signal_handlers() -> anyhow::Result<Arc<AtomicBool>> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();

@@ -1,6 +1,8 @@
-//! The `repro` binary: parse arguments (`cli`), hand them to one command
-//! function (`commands`), map errors to exit code 2. Nothing else lives
-//! here.
+//! The `repro` binary: parse arguments (`cli`; clap's own usage errors
+//! exit 2), hand them to one command function (`commands`), print a failed
+//! command's error and exit with the status it carries
+//! (`repro::model::ExitStatus`: 2 bad input, 3 infrastructure). Nothing
+//! else lives here.
 
 mod cli;
 mod commands;
@@ -28,11 +30,12 @@ fn main() -> ExitCode {
         Command::Compare { old, new, markdown } => ctx.compare(&old, &new, markdown),
         Command::Merge { dirs, out } => ctx.merge(&dirs, out),
     };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
+    let status = match result {
+        Ok(status) => status,
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            f.status
         }
-    }
+    };
+    ExitCode::from(status)
 }

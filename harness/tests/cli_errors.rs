@@ -1,4 +1,7 @@
-//! Bad input gets a clear message and exit status 2, before any boot.
+//! Bad input gets a clear message and exit status 2, before any boot;
+//! what fails once the work has started (a download, an image build) is 3.
+//! The exit-code table (`repro::model::exit::HELP`) is in `--help` and,
+//! word for word, in README.md.
 
 mod common;
 
@@ -53,7 +56,8 @@ fn a_kernel_that_cannot_be_downloaded_says_what_to_do() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     eprintln!("{err}");
-    assert_ne!(out.status.code(), Some(0));
+    // The kernel is known (2 would be bad input); the download failed: 3.
+    assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("127.0.0.1:9"), "{err}");
     assert!(err.contains("repro images fetch"), "{err}");
 }
@@ -105,7 +109,8 @@ fn a_missing_rootfs_builder_says_what_to_install() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    // The name is known; the host cannot build it: infrastructure, 3.
+    assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
         err.contains("`mmdebstrap` is needed") && err.contains("apt-get install mmdebstrap"),
         "{err}"
@@ -113,6 +118,94 @@ fn a_missing_rootfs_builder_says_what_to_install() {
     assert!(!err.contains("panicked"), "{err}");
     let images = files_named(&cache, &[".complete", "rootfs.qcow2"]);
     assert!(images.is_empty(), "a failed build left {images:?}");
+}
+
+#[test]
+fn unknown_names_in_images_commands_are_bad_input() {
+    let cache = tempfile::tempdir().unwrap();
+    let c = cache.path().to_str().unwrap();
+    let (code, err) = stderr(&["--cache-dir", c, "images", "fetch", "9.99"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("unknown kernel `9.99`"), "{err}");
+    let (code, err) = stderr(&["--cache-dir", c, "images", "build", "sid"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("unknown root filesystem `sid`"), "{err}");
+}
+
+#[test]
+fn a_malformed_matrix_is_bad_input_with_file_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("m.toml");
+    std::fs::write(
+        &f,
+        "[axes]\nkernels = [\"6.1\"]\n\n[[scenario]]\nname = \"memcg-fill\"\ntimout_s = 3\n",
+    )
+    .unwrap();
+    let m = f.to_str().unwrap();
+    // Listing or running: the file is refused before any cell runs.
+    for args in [
+        &["matrix", "--matrix", m, "--list"][..],
+        &["matrix", "--matrix", m],
+    ] {
+        let (code, err) = stderr(args);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains("m.toml:6:1") && err.contains("timout_s"),
+            "{err}"
+        );
+    }
+    std::fs::write(&f, "[axes\nkernels = [\"6.1\"]\n").unwrap();
+    let (code, err) = stderr(&["matrix", "--matrix", m]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("m.toml:"), "{err}");
+}
+
+#[test]
+fn an_unknown_profile_or_an_empty_selection_is_bad_input() {
+    let (code, err) = stderr(&["matrix", "--profile", "no-such-profile"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no-such-profile"), "{err}");
+    let (code, err) = stderr(&["matrix", "--filter", "scenario=no-such-scenario"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no cells"), "{err}");
+}
+
+#[test]
+fn other_bad_input_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    for args in [
+        // clap's own usage errors.
+        &["run", "memcg-fill", "--kernel", "6.1", "--no-such-flag"][..],
+        &["matrix", "--shard", "5/4"],
+        // The flag exists; the kernel does not.
+        &["run", "memcg-fill", "--kernel", "9.99", "--fail-on-flaky"],
+        &["fixed-in", "memcg-fill", "--kernel", "6.1"],
+        &["report", missing],
+        &["compare", missing, missing],
+        &["merge", missing, "--out", missing],
+    ] {
+        let (code, err) = stderr(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn help_and_readme_show_the_same_exit_codes() {
+    let out = run(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    let table = repro::model::exit::HELP;
+    assert!(help.contains(table), "--help lacks the exit codes:\n{help}");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    assert!(
+        readme.contains(table),
+        "README.md's \"Exit codes\" section must quote repro::model::exit::HELP word for \
+         word:\n{table}"
+    );
 }
 
 /// Files under `dir` (recursively) whose name is one of `names`.

@@ -14,7 +14,10 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios")
 }
 
-fn run_fixture(scenario: &str) -> (serde_json::Value, tempfile::TempDir) {
+/// Runs fixture `scenario` on 6.1 and checks repro's exit code: `repro run`
+/// records verdicts (0 whatever the outcome) and exits 3 when the cell
+/// ended in infrastructure `error` (README.md, "Exit codes").
+fn run_fixture(scenario: &str, code: i32) -> (serde_json::Value, tempfile::TempDir) {
     let results = tempfile::tempdir().unwrap();
     let out = repro()
         .env("REPRO_SCENARIOS_DIR", fixtures())
@@ -28,12 +31,13 @@ fn run_fixture(scenario: &str) -> (serde_json::Value, tempfile::TempDir) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(out.status.code(), Some(code), "{scenario}");
     (summary(results.path()), results)
 }
 
 #[test]
 fn a_guest_that_panics_ends_crashed_with_the_panic_title() {
-    let (s, _t) = run_fixture("panic");
+    let (s, _t) = run_fixture("panic", 0);
     let a = attempt(&s, 0);
     assert_eq!(a["outcome"], "crashed", "{a}");
     let title = a["crash"]["title"].as_str().unwrap();
@@ -49,7 +53,7 @@ fn a_guest_that_panics_ends_crashed_with_the_panic_title() {
 
 #[test]
 fn a_scenario_that_hangs_ends_timeout() {
-    let (s, _t) = run_fixture("hang");
+    let (s, _t) = run_fixture("hang", 0);
     let a = attempt(&s, 0);
     assert_eq!(a["outcome"], "timeout", "{a}");
     assert_eq!(a["phase"], "scenario");
@@ -57,7 +61,7 @@ fn a_scenario_that_hangs_ends_timeout() {
 
 #[test]
 fn a_script_that_breaks_its_contract_is_an_error_not_a_verdict() {
-    let (s, _t) = run_fixture("broken");
+    let (s, _t) = run_fixture("broken", 3);
     let a = attempt(&s, 0);
     assert_eq!(a["outcome"], "error", "{a}");
     let reason = a["reason"].as_str().unwrap();
@@ -99,7 +103,7 @@ fn an_oom_killed_script_says_the_oom_killer_killed_it() {
 
 #[test]
 fn a_dropped_ssh_connection_is_not_a_scenario_failure() {
-    let (s, _t) = run_fixture("dropssh");
+    let (s, _t) = run_fixture("dropssh", 3);
     let a = attempt(&s, 0);
     assert_eq!(a["outcome"], "error", "{a}");
     assert!(

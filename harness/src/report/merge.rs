@@ -24,6 +24,19 @@ pub enum MergeError {
     },
 }
 
+impl MergeError {
+    /// The exit status this error means: unreadable or overlapping shard
+    /// runs are bad input (2); failing to copy or write the merged run is
+    /// infrastructure (3).
+    pub fn exit_status(&self) -> crate::model::ExitStatus {
+        match self {
+            MergeError::Summary(e) => e.exit_status(),
+            MergeError::Duplicate { .. } => crate::model::ExitStatus::BadInput,
+            MergeError::Copy { .. } => crate::model::ExitStatus::Infrastructure,
+        }
+    }
+}
+
 /// Merges summaries (pure): cells concatenated in input order, metadata
 /// from the first with the image hashes of all, `complete` only if all are.
 pub fn merge(runs: &[(PathBuf, RunSummary)], run_id: &str) -> Result<RunSummary, MergeError> {

@@ -27,6 +27,20 @@ pub enum SummaryError {
     },
 }
 
+impl SummaryError {
+    /// The exit status this error means: a summary that cannot be read is
+    /// bad input (2: the user named the wrong folder or file); one that
+    /// cannot be written is infrastructure (3).
+    pub fn exit_status(&self) -> crate::model::ExitStatus {
+        match self {
+            SummaryError::Read { .. }
+            | SummaryError::Parse { .. }
+            | SummaryError::Version { .. } => crate::model::ExitStatus::BadInput,
+            SummaryError::Write { .. } => crate::model::ExitStatus::Infrastructure,
+        }
+    }
+}
+
 impl RunSummary {
     /// Writes `dir/summary.json` atomically (temp file + rename).
     pub fn write(&self, dir: &Path) -> Result<(), SummaryError> {

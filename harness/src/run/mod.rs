@@ -13,7 +13,7 @@ pub use execute::{execute, RunDone};
 pub use fixed_in::{fixed_in, FixedInReport};
 
 use crate::images::Cache;
-use crate::model::{AccelChoice, Event, EventSink};
+use crate::model::{AccelChoice, Event, EventSink, ExitStatus};
 use crate::plan::{Filter, Matrix, PlannedCell, Profile, Request, Shard};
 use crate::scenario::{self, Scenario};
 use std::collections::BTreeMap;
@@ -61,6 +61,30 @@ pub enum RunError {
     Empty,
     #[error("fixed-in needs at least two kernels, oldest first (got {0})")]
     TooFewKernels(usize),
+}
+
+impl RunError {
+    /// The exit status this error means. Bad input (2): what planning and
+    /// `repro list` read and check before anything runs: scenarios,
+    /// kernel and root-filesystem manifests and names (`Prepare` comes only
+    /// from those checks: `execute` records a failed kernel or image
+    /// preparation as the cell's `error` instead), kubelet profiles, the
+    /// matrix, no cells, too few kernels for `fixed-in`. Infrastructure
+    /// (3): what fails once a run has started: the results folder, writing
+    /// `summary.json`, the run's SSH key.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            RunError::Scenario(_)
+            | RunError::Prepare(_)
+            | RunError::Profile(_)
+            | RunError::Matrix(_)
+            | RunError::Empty
+            | RunError::TooFewKernels(_) => ExitStatus::BadInput,
+            RunError::Results { .. } | RunError::Summary(_) | RunError::Key(_) => {
+                ExitStatus::Infrastructure
+            }
+        }
+    }
 }
 
 /// Current UTC time as RFC 3339 (what summaries and attempts record).
@@ -276,6 +300,35 @@ mod tests {
         let cells = plan_request(&root, &req).unwrap();
         let env = cell_env(&root, &cells[0]).unwrap();
         assert!(env.contains(&("REPRO_KUBELET_VERSION".to_string(), "1.9".to_string())));
+    }
+
+    #[test]
+    fn planning_errors_are_bad_input_and_run_errors_infrastructure() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let req = |scenario: &str, kernel: &str, rootfs: &[&str]| Request {
+            scenarios: vec![scenario.into()],
+            kernels: vec![kernel.into()],
+            rootfs: rootfs.iter().map(|r| r.to_string()).collect(),
+            ..Request::default()
+        };
+        for bad in [
+            req("no-such-scenario", "6.1", &[]),
+            req("memcg-fill", "9.99", &[]),
+            req("memcg-fill", "6.1", &["sid"]),
+        ] {
+            let e = plan_request(&root, &bad).unwrap_err();
+            assert_eq!(e.exit_status(), ExitStatus::BadInput, "{e}");
+        }
+        assert_eq!(RunError::Empty.exit_status(), ExitStatus::BadInput);
+        assert_eq!(
+            RunError::TooFewKernels(1).exit_status(),
+            ExitStatus::BadInput
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        let e = new_run_dir(&file.join("results")).unwrap_err();
+        assert_eq!(e.exit_status(), ExitStatus::Infrastructure, "{e}");
     }
 
     #[test]
