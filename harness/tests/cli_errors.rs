@@ -43,6 +43,41 @@ fn unknown_parameter_is_rejected() {
 }
 
 #[test]
+fn a_parameter_of_the_wrong_type_is_refused_before_any_boot() {
+    // An empty cache: the refusal comes from the scenario's declaration,
+    // before any kernel is fetched or guest booted.
+    let cache = tempfile::tempdir().unwrap();
+    for (param, allowed) in [
+        (
+            "limit=abc",
+            "parameter `limit` is an int >= 1 or empty; got `abc`",
+        ),
+        (
+            "limit=0",
+            "parameter `limit` is an int >= 1 or empty; got `0`",
+        ),
+    ] {
+        let (code, err) = stderr(&[
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+            "run",
+            "memcg-fill",
+            "--kernel",
+            "6.1",
+            "--param",
+            param,
+        ]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains("scenarios/memcg-fill/scenario.toml: ") && err.contains(allowed),
+            "{err}"
+        );
+        assert!(!err.contains("boot") && !err.contains("download"), "{err}");
+    }
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn a_kernel_that_cannot_be_downloaded_says_what_to_do() {
     // An empty cache and a mirror that refuses connections: nothing can be
     // fetched, and the message names the package source and the fix.

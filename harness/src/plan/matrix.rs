@@ -331,7 +331,7 @@ impl Matrix {
             })?;
             let mut params = Vec::new();
             for (k, v) in &entry.params {
-                if !sc.manifest.params.contains_key(k) {
+                let Some(spec) = sc.manifest.params.get(k) else {
                     let known: Vec<&str> = sc.manifest.params.keys().map(String::as_str).collect();
                     return Err(self.at(
                         v.span(),
@@ -340,14 +340,19 @@ impl Matrix {
                             known.join(", ")
                         ),
                     ));
-                }
+                };
                 let s = match v.get_ref() {
                     toml::Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
+                // Checked here too, so the error points at the value.
+                spec.check(k, &s).map_err(|e| {
+                    self.at(v.span(), format!("{e} ({})", sc.manifest_path().display()))
+                })?;
                 params.push((k.clone(), s));
             }
-            let params = crate::scenario::resolve_params(&sc.manifest, &params)
+            let params = sc
+                .params(&params)
                 .map_err(|e| self.at(entry.name.span(), e.to_string()))?;
             let or_axis = |own: &Option<Vec<Spanned<String>>>, axis: &[Spanned<String>]| {
                 own.clone().unwrap_or_else(|| axis.to_vec())
@@ -430,6 +435,11 @@ file = "004"
 section = "2"
 [params.limit]
 default = ""
+description = "d"
+[params.count]
+type = "int"
+min = 1
+default = "5"
 description = "d"
 "#;
 
@@ -650,5 +660,35 @@ expect = "reproduced"
         let m = matrix("[axes]\nkernels = [\"6.1\"]\n[[scenario]]\nname = \"memcg-fill\"\nparams = { limt = 1 }\n").unwrap();
         let e = m.cells(&sc).unwrap_err().to_string();
         assert!(e.starts_with("matrix.toml:5:") && e.contains("limt"), "{e}");
+    }
+
+    #[rstest]
+    #[case("count = 0", "0", "0")]
+    #[case("limit = \"\", count = \"many\"", "\"many\"", "many")]
+    fn a_param_of_the_wrong_type_points_at_its_value(
+        #[case] params: &str,
+        #[case] literal: &str,
+        #[case] got: &str,
+    ) {
+        let (_t, sc) = scenarios(&["memcg-fill"]);
+        let line = format!("params = {{ {params} }}");
+        let col = line.rfind(literal).unwrap() + 1;
+        let text =
+            format!("[axes]\nkernels = [\"6.1\"]\n[[scenario]]\nname = \"memcg-fill\"\n{line}\n");
+        let e = matrix(&text).unwrap().cells(&sc).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("matrix.toml:5:{col}: ")), "{e}");
+        assert!(
+            e.contains(&format!("parameter `count` is an int >= 1; got `{got}`")),
+            "{e}"
+        );
+        assert!(e.contains("memcg-fill/scenario.toml"), "{e}");
+    }
+
+    #[test]
+    fn matrix_params_are_normalized_like_command_line_ones() {
+        let (_t, sc) = scenarios(&["memcg-fill"]);
+        let m = matrix("[axes]\nkernels = [\"6.1\"]\n[[scenario]]\nname = \"memcg-fill\"\nparams = { count = \"007\" }\n").unwrap();
+        let cells = m.cells(&sc).unwrap();
+        assert_eq!(cells[0].params["count"], "7");
     }
 }
