@@ -73,7 +73,7 @@ fn a_script_that_breaks_its_contract_is_an_error_not_a_verdict() {
 
 #[test]
 fn malformed_result_lines_are_an_error_naming_the_first_and_valid_lines_stay() {
-    let (s, _t) = run_fixture("badlines");
+    let (s, _t) = run_fixture("badlines", 3);
     let a = attempt(&s, 0);
     assert_eq!(a["outcome"], "error", "{a}");
     assert_eq!(a["phase"], "scenario", "{a}");
@@ -89,7 +89,7 @@ fn malformed_result_lines_are_an_error_naming_the_first_and_valid_lines_stay() {
 
 #[test]
 fn an_oom_killed_script_says_the_oom_killer_killed_it() {
-    let (s, _t) = run_fixture("oomkill");
+    let (s, _t) = run_fixture("oomkill", 3);
     let a = attempt(&s, 0);
     assert_eq!(a["outcome"], "error", "{a}");
     let reason = a["reason"].as_str().unwrap();
