@@ -208,8 +208,7 @@ impl Matrix {
         let mut fields = Vec::new();
         for (field, value) in Field::ALL.into_iter().zip(r.fields()) {
             if let Some(sp) = value {
-                let p = Pattern::parse(sp.get_ref()).map_err(|e| self.at(sp.span(), e))?;
-                fields.push((field, p));
+                fields.push((field, self.typed::<Pattern>(sp)?));
             }
         }
         Ok(Selector { fields })
@@ -218,10 +217,7 @@ impl Matrix {
     fn include(&self, r: &Rule) -> Result<Include, MatrixError> {
         let plain = |v: &Option<Spanned<String>>| v.as_ref().map(|s| s.get_ref().clone());
         Ok(Include {
-            scenario: match &r.scenario {
-                Some(sp) => Some(Pattern::parse(sp.get_ref()).map_err(|e| self.at(sp.span(), e))?),
-                None => None,
-            },
+            scenario: r.scenario.as_ref().map(|p| self.typed(p)).transpose()?,
             kernel: plain(&r.kernel),
             rootfs: plain(&r.rootfs),
             kubelet: plain(&r.kubelet),

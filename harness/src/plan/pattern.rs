@@ -109,6 +109,13 @@ pub fn glob_match(pattern: &str, value: &str) -> bool {
     pi == p.len()
 }
 
+impl std::str::FromStr for Pattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Pattern, String> {
+        Pattern::parse(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
