@@ -175,6 +175,7 @@ fn attempt(n: u32, outcome: Outcome, kernel: &str, dir: &str, scale: f64) -> Att
         }),
         warnings: vec![],
         exit_status: Some(0),
+        retry: Default::default(),
         artifacts: Artifacts {
             console: format!("{d}/console.log"),
             stdout: format!("{d}/stdout.log"),

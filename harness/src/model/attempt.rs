@@ -190,8 +190,37 @@ pub struct Attempt {
     /// Exit status of the scenario's entry script, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_status: Option<i32>,
+    /// Whether trying an `error` attempt again could end differently.
+    #[serde(default, skip_serializing_if = "Retry::is_default")]
+    pub retry: Retry,
     pub artifacts: Artifacts,
     pub started_at: String,
+}
+
+impl Attempt {
+    /// An infrastructure `error` that another attempt might not repeat: not a script that
+    /// broke its contract (it would again), not a guest that said what it lacks.
+    pub fn worth_retrying(&self) -> bool {
+        self.outcome == Outcome::Error && self.exit_status.is_none() && self.retry == Retry::MayHelp
+    }
+}
+
+/// Whether trying an `error` attempt again could help.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Retry {
+    /// A transient failure (download, QEMU, SSH) may pass the next time.
+    #[default]
+    MayHelp,
+    /// The same kernel and image fail the same way: the guest's `/init` reported a missing
+    /// driver, no network interface or an unmountable root disk (`StopReason::GuestFailed`).
+    Futile,
+}
+
+impl Retry {
+    pub fn is_default(&self) -> bool {
+        *self == Retry::MayHelp
+    }
 }
 
 /// Why the harness stopped waiting on a guest before it answered.
@@ -205,6 +234,20 @@ pub enum StopReason {
     QemuExited(String),
     /// What was awaited did not happen before the deadline.
     Deadline(String),
+    /// The guest's `/init` could not set the guest up and said why (its `REPRO-FAILED`
+    /// line: a required driver missing, no network interface, the root disk not mounted).
+    /// Booting the same image again fails the same way.
+    GuestFailed(String),
+}
+
+impl StopReason {
+    /// What another attempt could change.
+    pub fn retry(&self) -> Retry {
+        match self {
+            StopReason::GuestFailed(_) => Retry::Futile,
+            _ => Retry::MayHelp,
+        }
+    }
 }
 
 impl std::fmt::Display for StopReason {
@@ -214,6 +257,7 @@ impl std::fmt::Display for StopReason {
             StopReason::KernelCrash(t) => write!(f, "kernel crash: {t}"),
             StopReason::QemuExited(st) => write!(f, "QEMU exited ({st})"),
             StopReason::Deadline(what) => write!(f, "{what} did not appear in time"),
+            StopReason::GuestFailed(why) => write!(f, "the guest's /init failed: {why}"),
         }
     }
 }
@@ -250,4 +294,59 @@ pub fn signal_name(number: i32) -> Option<String> {
 pub fn signal_number(name: &str) -> Option<i32> {
     let name = name.strip_prefix("SIG").unwrap_or(name);
     SIGNALS.iter().find(|(_, n)| *n == name).map(|(n, _)| *n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_that_said_what_it_lacks_is_not_retried() {
+        let mut a = Attempt {
+            number: 1,
+            outcome: Outcome::Error,
+            reason: "why".into(),
+            phase: Some(Phase::Boot),
+            accel: "tcg".into(),
+            machine: "microvm".into(),
+            kernel: KernelInfo::default(),
+            rootfs: None,
+            image_sha256: String::new(),
+            timings: Timings::default(),
+            metrics: BTreeMap::new(),
+            series: BTreeMap::new(),
+            crash: None,
+            warnings: vec![],
+            exit_status: None,
+            retry: Retry::default(),
+            artifacts: Artifacts::default(),
+            started_at: String::new(),
+        };
+        assert!(a.worth_retrying(), "an SSH or QEMU failure may pass");
+        a.retry = StopReason::GuestFailed("no network interface: virtio_net ...".into()).retry();
+        assert_eq!(a.retry, Retry::Futile);
+        assert!(!a.worth_retrying());
+        // Recorded as such, and absent from the JSON when retrying may help.
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["retry"], "futile");
+        a.retry = StopReason::QemuExited("signal 9".into()).retry();
+        assert!(serde_json::to_value(&a).unwrap().get("retry").is_none());
+        let back: Attempt = serde_json::from_value(json).unwrap();
+        assert_eq!(back.retry, Retry::Futile);
+        // A script that exited non-zero broke its contract: not retried either.
+        a.exit_status = Some(3);
+        assert!(!a.worth_retrying());
+        a.outcome = Outcome::Crashed;
+        a.exit_status = None;
+        assert!(!a.worth_retrying());
+    }
+
+    #[test]
+    fn guest_failure_reads_as_the_guests_words() {
+        assert_eq!(
+            StopReason::GuestFailed("root disk /dev/vda did not appear: virtio_blk loaded".into())
+                .to_string(),
+            "the guest's /init failed: root disk /dev/vda did not appear: virtio_blk loaded"
+        );
+    }
 }

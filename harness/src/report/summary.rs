@@ -121,6 +121,7 @@ pub(crate) mod tests {
             crash: None,
             warnings: vec![],
             exit_status: Some(0),
+            retry: Retry::MayHelp,
             artifacts: Artifacts::default(),
             started_at: "2026-11-22T20:00:00Z".into(),
         }

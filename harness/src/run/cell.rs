@@ -89,6 +89,7 @@ pub fn run_attempt(
         crash: None,
         warnings: vec![],
         exit_status: None,
+        retry: Default::default(),
         artifacts,
         started_at: super::now_rfc3339(),
     };
@@ -171,6 +172,10 @@ pub fn run_attempt(
                     Outcome::Cancelled,
                     "the run was interrupted during boot".into(),
                 )
+            } else if let GuestError::Stopped(stop @ StopReason::GuestFailed(_)) = &e {
+                // /init said what it lacks: the same image would fail again.
+                attempt.retry = stop.retry();
+                (Outcome::Error, stop.to_string())
             } else {
                 (
                     Outcome::Error,

@@ -25,6 +25,17 @@ pub struct ConsoleEvent {
     pub line_index: usize,
 }
 
+/// What the guest's `/init` prints, then powers off, when it cannot set the guest up
+/// (images/initramfs/init.sh): `REPRO-FAILED <what failed>: <why>`.
+pub const FAILED_MARKER: &str = "REPRO-FAILED ";
+
+/// The reason on a `REPRO-FAILED` line, if `line` holds one.
+pub fn guest_failure(line: &str) -> Option<&str> {
+    let at = line.find(FAILED_MARKER)?;
+    let why = line[at + FAILED_MARKER.len()..].trim();
+    (!why.is_empty()).then_some(why)
+}
+
 const MAX_LINES: usize = 100_000;
 const EXCERPT_BEFORE: usize = 3;
 const EXCERPT_AFTER: usize = 40;
@@ -121,6 +132,14 @@ impl Console {
             .lines
             .iter()
             .any(|l| l.contains(needle))
+    }
+
+    /// The reason of the guest's first `REPRO-FAILED` line, if it printed one.
+    pub fn guest_failure(&self) -> Option<String> {
+        self.state()
+            .lines
+            .iter()
+            .find_map(|l| guest_failure(l).map(str::to_string))
     }
 
     /// The last `n` lines, joined.
@@ -300,6 +319,31 @@ mod tests {
     #[case("echo BUG: this is a script printing")]
     fn ignores_ordinary_lines(#[case] line: &str) {
         assert_eq!(classify_line(line), None);
+    }
+
+    #[test]
+    fn guest_failure_lines_give_their_reason() {
+        assert_eq!(
+            guest_failure("REPRO-FAILED no network interface: virtio_net not loaded (insmod: can't insert '/lib/modules/virtio_net.ko': invalid module format)"),
+            Some("no network interface: virtio_net not loaded (insmod: can't insert '/lib/modules/virtio_net.ko': invalid module format)")
+        );
+        // Behind a kernel message that lacked its newline.
+        assert_eq!(
+            guest_failure("[    2.1] random: crng init doneREPRO-FAILED root disk /dev/vda did not appear: x\r"),
+            Some("root disk /dev/vda did not appear: x")
+        );
+        assert_eq!(guest_failure("REPRO-FAILED "), None);
+        assert_eq!(guest_failure("REPRO-READY 1.23"), None);
+        let c = Console::new();
+        c.push_line("[ 1.0] virtio_net: Unknown symbol net_failover_create");
+        assert_eq!(c.guest_failure(), None);
+        c.push_line("REPRO-FAILED no network interface: virtio_net not loaded");
+        c.push_line("REPRO-FAILED a second line is not the reason");
+        assert_eq!(
+            c.guest_failure().as_deref(),
+            Some("no network interface: virtio_net not loaded")
+        );
+        assert!(c.crash().is_none(), "a guest failure is no kernel crash");
     }
 
     #[test]
