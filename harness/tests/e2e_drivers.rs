@@ -1,11 +1,13 @@
 #![cfg(feature = "e2e")]
 //! End-to-end: a kernel whose guest driver is withheld. Debian's 6.1 is
 //! given as `--kernel vmlinuz:MODULES_DIR` with a modules folder copied
-//! without `virtio_net`: with its `modules.builtin` the harness knows the
-//! driver is missing and refuses before booting; without it (and without a
-//! config) nobody can tell, so the guest boots, its `/init` finds no network
-//! interface, says why in one `REPRO-FAILED` line and powers off, and the
-//! cell ends `error` with that reason at once, not retried.
+//! without `virtio_net` (or `ext4`): with its `modules.builtin` the harness
+//! knows the driver is missing and refuses before booting; without it (and
+//! without a config) nobody can tell, so the guest boots, its `/init` finds
+//! no network interface (or cannot mount its root disk), says why in one
+//! `REPRO-FAILED` line and powers off, and the cell ends `error` with that
+//! reason at once, not retried. An initramfs guest never needs ext4. And
+//! the module → Kconfig symbol table agrees with real kernels.
 
 mod common;
 
@@ -16,7 +18,12 @@ use std::time::Instant;
 /// Debian 6.1 from the shared cache (fetched once): its bzImage and
 /// `lib/modules/<release>` folder.
 fn debian_kernel() -> (PathBuf, PathBuf) {
-    let out = run(&["images", "fetch", "6.1"]);
+    debian_kernel_named("6.1")
+}
+
+/// A Debian kernel of `images/kernels` from the shared cache.
+fn debian_kernel_named(alias: &str) -> (PathBuf, PathBuf) {
+    let out = run(&["images", "fetch", alias]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     let vmlinuz = text
@@ -55,9 +62,9 @@ fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&str) -> bool) {
 }
 
 /// A local kernel: Debian's bzImage alone in a folder (no config beside
-/// it) and its modules without virtio_net, and without `modules.builtin*`
+/// it) and its modules without `module`, and without `modules.builtin*`
 /// unless `keep_builtin`. Returns the `--kernel` argument.
-fn kernel_without_virtio_net(tmp: &Path, keep_builtin: bool) -> String {
+fn kernel_without(tmp: &Path, module: &str, keep_builtin: bool) -> String {
     let (vmlinuz, modules) = debian_kernel();
     let release = modules.file_name().unwrap().to_string_lossy().into_owned();
     let kdir = tmp.join("boot");
@@ -66,7 +73,7 @@ fn kernel_without_virtio_net(tmp: &Path, keep_builtin: bool) -> String {
     std::fs::copy(&vmlinuz, &local).unwrap();
     let mdir = tmp.join("lib/modules").join(&release);
     copy_tree(&modules, &mdir, &|name| {
-        name.starts_with("virtio_net.ko")
+        name.starts_with(&format!("{module}.ko"))
             || (!keep_builtin && name.starts_with("modules.builtin"))
             || name == "config"
     });
@@ -76,7 +83,7 @@ fn kernel_without_virtio_net(tmp: &Path, keep_builtin: bool) -> String {
 #[test]
 fn a_kernel_known_to_lack_its_network_driver_is_refused_before_booting() {
     let tmp = tempfile::tempdir().unwrap();
-    let kernel = kernel_without_virtio_net(tmp.path(), true);
+    let kernel = kernel_without(tmp.path(), "virtio_net", true);
     let results = tempfile::tempdir().unwrap();
     let out = run(&[
         "run",
@@ -103,7 +110,7 @@ fn a_kernel_known_to_lack_its_network_driver_is_refused_before_booting() {
 #[test]
 fn a_guest_without_its_network_driver_fails_fast_and_says_why() {
     let tmp = tempfile::tempdir().unwrap();
-    let kernel = kernel_without_virtio_net(tmp.path(), false);
+    let kernel = kernel_without(tmp.path(), "virtio_net", false);
     let results = tempfile::tempdir().unwrap();
     let started = Instant::now();
     // `run` retries an infrastructure error once: the guest's failure must
@@ -159,20 +166,92 @@ fn a_guest_without_its_network_driver_fails_fast_and_says_why() {
     );
 }
 
-/// The `[kconfig]` table of images/userland.toml read against a real
-/// kernel: every module Debian's 6.1 builds in (its `modules.builtin`) has
-/// a symbol `=y` in its config, every module it ships as a file one `=m`,
-/// so reading the config gives the answer `modules.builtin` gives. And
-/// Debian builds no IKCONFIG blob into its kernels (`# CONFIG_IKCONFIG is
-/// not set`): none is found in its vmlinux, while the same vmlinux with the
-/// blob laid out as `kernel/configs.c` does gives its config back.
+/// `repro run ARGS --results <new folder>` with exit status `code`: the
+/// summary and the folder's guard.
+fn run_expecting(args: &[&str], code: i32) -> (serde_json::Value, tempfile::TempDir) {
+    let results = tempfile::tempdir().unwrap();
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--results", results.path().to_str().unwrap()]);
+    let out = run(&all);
+    assert_eq!(out.status.code(), Some(code));
+    (summary(results.path()), results)
+}
+
+/// ext4 withheld: an initramfs guest never needs it and runs; a
+/// root-filesystem guest is refused before booting when `modules.builtin`
+/// says ext4 is missing, and otherwise boots, fails to mount its disk and
+/// says so in its `REPRO-FAILED` line, not retried.
 #[test]
-fn the_kconfig_table_agrees_with_a_real_kernels_modules_builtin() {
+fn only_root_filesystem_guests_need_the_root_disk_drivers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let known = kernel_without(&tmp.path().join("known"), "ext4", true);
+    let (s, _r) = run_expecting(
+        &["memcg-fill", "--kernel", &known, "--param", "limit=10"],
+        0,
+    );
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "not-reproduced", "{a}");
+
+    let (s, _r) = run_expecting(
+        &["memcg-fill", "--kernel", &known, "--rootfs", "bullseye"],
+        3,
+    );
+    let a = attempt(&s, 0);
+    assert_eq!(a["phase"], "image", "{a}");
+    let reason = a["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cannot boot a root-filesystem guest: it has no ext4 (no module file, and not listed in modules.builtin"),
+        "{reason}"
+    );
+
+    let unknown = kernel_without(&tmp.path().join("unknown"), "ext4", false);
+    let (s, _r) = run_expecting(
+        &["memcg-fill", "--kernel", &unknown, "--rootfs", "bullseye"],
+        3,
+    );
+    let attempts = s["cells"][0]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "not retried: {attempts:?}");
+    let a = &attempts[0];
+    assert_eq!(
+        (&a["phase"], &a["retry"]),
+        (&"boot".into(), &"futile".into()),
+        "{a}"
+    );
+    let reason = a["reason"].as_str().unwrap();
+    assert!(
+        reason
+            .starts_with("the guest's /init failed: cannot mount the root disk /dev/vda as ext4 (")
+            && reason.contains("virtio_blk loaded; ext4 not loaded: no module file for it"),
+        "{reason}"
+    );
+    eprintln!(
+        "rootfs guest without ext4: QEMU start to error {:.1} s",
+        a["timings"]["boot"].as_f64().unwrap()
+    );
+}
+
+/// The `[kconfig]` table of images/userland.toml read against real
+/// kernels (Debian's 5.10, 6.1 and 6.12): every module a kernel builds in
+/// (its `modules.builtin`) has a symbol `=y` in its config, every module it
+/// ships as a file one `=m`, so reading the config gives the answer
+/// `modules.builtin` gives. And Debian builds no IKCONFIG blob into its
+/// kernels (`# CONFIG_IKCONFIG is not set`): none is found in its vmlinux,
+/// while the same vmlinux with the blob laid out as `kernel/configs.c` does
+/// gives its config back.
+#[test]
+fn the_kconfig_table_agrees_with_real_kernels_modules_builtin() {
+    for alias in ["5.10", "6.1", "6.12"] {
+        kconfig_table_agrees(alias);
+    }
+}
+
+fn kconfig_table_agrees(alias: &str) {
     use repro::images::initramfs::Userland;
     use repro::images::kernel::{
         ikconfig, index_modules, Builtins, ConfigSource, KernelConfig, Presence, Tristate,
     };
-    let (vmlinuz, modules) = debian_kernel();
+    let (vmlinuz, modules) = debian_kernel_named(alias);
     let release = modules.file_name().unwrap().to_string_lossy().into_owned();
     let tree = vmlinuz.parent().unwrap().parent().unwrap();
     let config_path = tree.join(format!("boot/config-{release}"));
@@ -201,7 +280,7 @@ fn the_kconfig_table_agrees_with_a_real_kernels_modules_builtin() {
             let configured = matches!(by_config.presence(module), Presence::BuiltIn(_));
             assert_eq!(listed, configured, "{module}: {symbols:?} are {values:?}");
         }
-        eprintln!("{module}: {symbols:?} = {values:?}");
+        eprintln!("{alias} {module}: {symbols:?} = {values:?}");
     }
     assert_eq!(config.tristate("CONFIG_IKCONFIG"), Tristate::No);
     let vmlinux = std::fs::read(tree.parent().unwrap().join("vmlinux")).unwrap();
