@@ -146,7 +146,8 @@ if [ -n "$root" ]; then
     [ -b "$root" ] || fail "root disk $root did not appear: $(why root)"
     mkdir -p /newroot
     if ! e=$(mount -t ext4 -o rw,noatime "$root" /newroot 2>&1); then
-        fail "cannot mount the root disk $root as ext4 ($(echo "$e" | tr '\n' ' ')): $(why root)"
+        e=$(echo "$e" | tr '\n' ' ')
+        fail "cannot mount the root disk $root as ext4 (${e% }): $(why root)"
     fi
     mkdir -p /newroot/root/.ssh
     cp /root/.ssh/authorized_keys /newroot/root/.ssh/authorized_keys
