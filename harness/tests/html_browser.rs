@@ -137,6 +137,7 @@ fn attempt(n: u32, outcome: Outcome, kernel: &str, dir: &str, scale: f64) -> Att
         kernel: KernelInfo {
             alias: kernel.into(),
             package: Some(format!("linux-image-{kernel}-amd64-unsigned")),
+            packages: Vec::new(),
             version: Some(format!("{kernel}.1-1")),
             release: format!("{kernel}.0-1-amd64"),
             sha256: "ab".repeat(32),

@@ -142,6 +142,10 @@ pub struct KernelInfo {
     /// What the user asked for (`6.1`, `bookworm`, a path...).
     pub alias: String,
     pub package: Option<String>,
+    /// Every package unpacked for the kernel, `name=version`, when there is more than the
+    /// one named (a distribution that splits image, modules and base into packages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
     pub version: Option<String>,
     /// `uname -r` of the guest kernel.
     pub release: String,

@@ -97,6 +97,7 @@ pub(crate) mod tests {
             kernel: KernelInfo {
                 alias: "6.1".into(),
                 package: Some("linux-image-6.1.0-50-amd64-unsigned".into()),
+                packages: Vec::new(),
                 version: Some("6.1.176-1".into()),
                 release: "6.1.0-50-amd64".into(),
                 sha256: "ab".into(),

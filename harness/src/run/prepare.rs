@@ -233,6 +233,11 @@ pub fn prepare_kernel(
         info: KernelInfo {
             alias: arg.to_string(),
             package: k.package.clone(),
+            packages: if k.packages.len() > 1 {
+                k.packages.clone()
+            } else {
+                Vec::new()
+            },
             version: k.version.clone(),
             release: k.release.clone(),
             sha256: k.hash.clone(),

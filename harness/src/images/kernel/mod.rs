@@ -91,8 +91,10 @@ pub enum KernelError {
     },
     #[error("local kernel {path}: {why}")]
     Local { path: PathBuf, why: String },
-    #[error("kernel tree {dir}: {why}; delete that folder to unpack the package again")]
-    Layout { dir: PathBuf, why: String },
+    #[error("kernel package {what}: {why}")]
+    Layout { what: String, why: String },
+    #[error("kernel package {package}: {why}")]
+    Dependency { package: String, why: String },
     #[error("{path}: {why}")]
     Image { path: PathBuf, why: String },
     #[error("kernel modules not found in {root} and not built in: {names}; check the module names (see modules.builtin there) or use a kernel that has them")]
