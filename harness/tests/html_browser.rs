@@ -12,7 +12,8 @@
 //! tests: `cargo xtask test` installs chromium and turns the feature on.
 
 use repro::model::{
-    Artifacts, Attempt, ConsoleFinding, KernelInfo, Metric, Outcome, Series, Timings,
+    Artifacts, Attempt, ConsoleFinding, FindingKind, FindingSource, KernelInfo, Metric, Outcome,
+    Series, Timings,
 };
 use repro::report::render::render_all;
 use repro::report::{CellRecord, Expect, RunMeta, RunSummary, SCHEMA_VERSION};
@@ -170,9 +171,10 @@ fn attempt(n: u32, outcome: Outcome, kernel: &str, dir: &str, scale: f64) -> Att
         )]
         .into(),
         crash: (outcome == Outcome::Crashed).then(|| ConsoleFinding {
-            kind: "panic".into(),
+            kind: FindingKind::Panic,
             title: "Kernel panic - not syncing: Out of memory".into(),
             excerpt: "Kernel panic - not syncing: Out of memory\nCPU: 0 PID: 1 Comm: init".into(),
+            source: FindingSource::Console,
         }),
         warnings: vec![],
         exit_status: Some(0),
@@ -183,6 +185,7 @@ fn attempt(n: u32, outcome: Outcome, kernel: &str, dir: &str, scale: f64) -> Att
             stderr: format!("{d}/stderr.log"),
             result: format!("{d}/out/result.jsonl"),
             journal: None,
+            dmesg: None,
             dir: d,
         },
         started_at: "2026-11-22T20:00:00Z".into(),

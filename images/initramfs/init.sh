@@ -2,8 +2,10 @@
 # /init of repro's initramfs guest (built by harness/src/images/initramfs.rs).
 # Mounts the pseudo-filesystems, loads the kernel modules in dependency
 # order, installs the run's SSH key from the kernel command line, brings up
-# the user-mode network and starts dropbear. Prints REPRO-READY when sshd is
-# up. Nothing here mounts cgroups: scenarios mount what they need.
+# the user-mode network and hands over to `repro-kit init`, which runs
+# dropbear (restarting it when it dies), reaps orphans, and prints
+# REPRO-READY once sshd listens. Nothing here mounts cgroups: scenarios
+# mount what they need.
 #
 # With `repro.root=/dev/vda` (a root-filesystem guest) it also loads the
 # block, filesystem and runtime modules, mounts that disk, puts the run's
@@ -162,7 +164,11 @@ if [ -n "$root" ]; then
     done
     exec switch_root /newroot /sbin/init
 fi
-dropbear -r /etc/dropbear/dropbear_ed25519_host_key -p 22 -s -j -k 2> /run/dropbear.log
-echo "REPRO-READY $(cut -d' ' -f1 /proc/uptime)"
-# tini as PID 1 reaps every orphan; the loop below never ends.
-exec /usr/bin/tini-static -s -- /bin/sh -c 'while :; do sleep 86400; done'
+# repro-kit init stays PID 1 for good: it reaps every orphan, runs
+# dropbear in the foreground and restarts it whenever it dies (a scenario
+# may kill every process it can see: `kill -9 -1` spares only PID 1), and
+# prints REPRO-READY once dropbear listens. An init that exited would
+# panic the kernel ("Attempted to kill init!").
+exec /usr/bin/repro-kit init --name sshd --log /run/dropbear.log \
+    --ready REPRO-READY --ready-port 22 -- \
+    /usr/sbin/dropbear -F -E -r /etc/dropbear/dropbear_ed25519_host_key -p 22 -s -j -k

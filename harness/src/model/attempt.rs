@@ -115,12 +115,98 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Something the console classifier found (panic, oops, warning...).
+/// What a kernel-log line is, by its own wording (`vm::console`'s
+/// classifier decides). Serialized kebab-case (`hung-task`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// `Kernel panic - not syncing: ...`, unless init's exit caused it.
+    Panic,
+    /// `BUG: ...` or `kernel BUG at ...`.
+    Bug,
+    /// `Oops: ...`.
+    Oops,
+    /// `general protection fault ...`.
+    Gpf,
+    /// `Kernel panic - not syncing: Attempted to kill init!`: the guest's
+    /// init (PID 1) exited and the kernel panicked because of it. The
+    /// guest's infrastructure died, not the kernel, unless the panic's
+    /// stack shows a kernel fault (then it is a crash).
+    InitExit,
+    /// `WARNING: CPU: ... at ...`: a `WARN()` splat.
+    Warning,
+    /// `watchdog: BUG: soft lockup` and `BUG: soft lockup`.
+    SoftLockup,
+    /// `BUG: workqueue lockup`.
+    WorkqueueLockup,
+    /// `INFO: task ... blocked for more than N seconds`.
+    HungTask,
+    /// `rcu: INFO: rcu_... detected stalls`.
+    RcuStall,
+    /// The OOM killer's report (`invoked oom-killer`, `Out of memory: Killed process`).
+    OomKill,
+    /// The guest's SSH server ended (killed, or stopping on a signal) and
+    /// the guest's init restarts it: `repro-init: sshd ...` on the
+    /// initramfs guest's console, systemd's `ssh.service: Main process
+    /// exited, ...` on a root-filesystem guest's (there once journald is
+    /// gone too, as after `kill -9 -1`).
+    SshdRestart,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Panic => "panic",
+            FindingKind::Bug => "bug",
+            FindingKind::Oops => "oops",
+            FindingKind::Gpf => "gpf",
+            FindingKind::InitExit => "init-exit",
+            FindingKind::Warning => "warning",
+            FindingKind::SoftLockup => "soft-lockup",
+            FindingKind::WorkqueueLockup => "workqueue-lockup",
+            FindingKind::HungTask => "hung-task",
+            FindingKind::RcuStall => "rcu-stall",
+            FindingKind::OomKill => "oom-kill",
+            FindingKind::SshdRestart => "sshd-restart",
+        }
+    }
+
+    /// A kernel crash: the attempt is `crashed` whatever else happened.
+    pub fn is_crash(self) -> bool {
+        matches!(
+            self,
+            FindingKind::Panic | FindingKind::Bug | FindingKind::Oops | FindingKind::Gpf
+        )
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a finding's excerpt was read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingSource {
+    /// The serial console, captured live (the only source once the guest
+    /// died).
+    #[default]
+    Console,
+    /// `dmesg` fetched at the end of the attempt: every log level, so
+    /// stacks printed below the console's level are there too.
+    Dmesg,
+}
+
+/// Something the kernel-log classifier found (panic, oops, warning...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsoleFinding {
-    pub kind: String,
+    pub kind: FindingKind,
     pub title: String,
     pub excerpt: String,
+    #[serde(default)]
+    pub source: FindingSource,
 }
 
 /// Paths of an attempt's artefacts, relative to the run's results folder.
@@ -134,6 +220,10 @@ pub struct Artifacts {
     /// `journalctl -b` of a root-filesystem guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<String>,
+    /// The guest's `dmesg` (every level) at the end of the attempt, when
+    /// the guest still answered; bounded by the kernel's log buffer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmesg: Option<String>,
 }
 
 /// The resolved kernel a cell ran on.
@@ -188,7 +278,10 @@ pub struct Attempt {
     /// Crash report when `outcome` is `crashed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crash: Option<ConsoleFinding>,
-    /// Warnings seen on the console that did not change the outcome.
+    /// Every other finding of the console and `dmesg`, in console order:
+    /// kernel warnings, hung tasks, lockups, OOM kills, an exited init, a
+    /// restarted SSH server. Some explain the outcome (an OOM-killed
+    /// script, init's exit, a dropped session); the others did not change it.
     #[serde(default)]
     pub warnings: Vec<ConsoleFinding>,
     /// Exit status of the scenario's entry script, when it ran.

@@ -5,12 +5,12 @@ use super::prepare::{PreparedKernel, PreparedRootfs};
 use super::result::{self, ScriptEnd};
 use crate::guest::{self, GuestError, GuestSession, KeyPair};
 use crate::model::{
-    Artifacts, Attempt, Event, EventSink, Outcome, Phase, RootfsInfo, StopReason, Timings,
+    Artifacts, Attempt, Event, EventSink, FindingKind, FindingSource, Outcome, Phase, RootfsInfo,
+    StopReason, Timings,
 };
 use crate::plan::PlannedCell;
 use crate::scenario;
-use crate::vm::console::Severity;
-use crate::vm::{Accel, Vm, VmSpec};
+use crate::vm::{console, Accel, Vm, VmSpec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 
 /// What the guest's `/init` prints when sshd is listening.
 pub const READY_MARKER: &str = "REPRO-READY";
+
+/// How long a guest that dropped the scenario's SSH session gets to answer
+/// a new one (its init or systemd restarts the SSH server at once).
+const RECONNECT_WAIT: Duration = Duration::from_secs(20);
 
 /// Settings shared by all cells of a run.
 pub struct RunContext<'a> {
@@ -64,6 +68,7 @@ pub fn run_attempt(
         stderr: format!("{rel_dir}/stderr.log"),
         result: format!("{rel_dir}/out/result.jsonl"),
         journal: rootfs.map(|_| format!("{rel_dir}/journal.log")),
+        dmesg: None,
     };
     let mut attempt = Attempt {
         number,
@@ -138,6 +143,7 @@ pub fn run_attempt(
         }
     };
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], vm.spec.ssh_port));
+    let host_key = rootfs.map_or(&kernel.host_key_blob, |r| &r.host_key_blob);
     let deadline = Instant::now() + ctx.boot_timeout;
     // /init prints REPRO-READY once sshd listens: connecting earlier only
     // leaves a handshake hanging on a guest port nobody answers yet.
@@ -148,13 +154,7 @@ pub fn run_attempt(
         let cancel = ctx.cancel.clone();
         let mut watch = || guest_gone(&mut vm, &cancel);
         match ready {
-            Ok(()) => GuestSession::connect(
-                addr,
-                ctx.key,
-                Some(rootfs.map_or(&kernel.host_key_blob, |r| &r.host_key_blob)),
-                deadline,
-                &mut watch,
-            ),
+            Ok(()) => GuestSession::connect(addr, ctx.key, Some(host_key), deadline, &mut watch),
             Err(why) => Err(GuestError::Stopped(why)),
         }
     };
@@ -167,6 +167,13 @@ pub fn run_attempt(
                 let r = c.title.clone();
                 attempt.crash = Some(c);
                 (Outcome::Crashed, r)
+            } else if let Some(i) = vm
+                .console
+                .findings()
+                .iter()
+                .find(|f| f.kind == FindingKind::InitExit)
+            {
+                (Outcome::Error, result::init_exit_reason(i))
             } else if ctx.cancel.load(Ordering::SeqCst) {
                 (
                     Outcome::Cancelled,
@@ -188,7 +195,7 @@ pub fn run_attempt(
             attempt.outcome = outcome;
             attempt.reason = reason;
             attempt.phase = Some(Phase::Boot);
-            attempt.warnings = vm.console.findings(Severity::Warning);
+            attempt.warnings = vm.console.findings();
             finish(&mut attempt, started, &dir);
             return attempt;
         }
@@ -202,23 +209,49 @@ pub fn run_attempt(
     let scen_start = Instant::now();
     // Findings come in console order: those after this many are the
     // scenario's (an OOM kill among them explains a script that died).
-    let warnings_before = vm.console.findings(Severity::Warning).len();
+    let warnings_before = vm.console.findings().len();
     let end = run_scenario(ctx, cell, env, &session, &mut vm, &dir);
     attempt.timings.scenario = scen_start.elapsed().as_secs_f64();
 
     // Fetch whatever the scenario left, even after a failure, if the guest
-    // still answers.
+    // still answers: over the scenario's session, or over a new one when
+    // the scenario dropped it (e.g. `kill -9 -1` took the SSH server, which
+    // the guest's init restarts).
     let teardown_start = Instant::now();
     let out_dir = dir.join("out");
     let _ = std::fs::create_dir_all(&out_dir);
-    if !matches!(end, ScriptEnd::Lost(_)) && vm.exited().is_none() {
-        if let Ok(tar) = session.download_tar("/repro/out") {
+    let again = match end {
+        ScriptEnd::Lost(_) if vm.exited().is_none() && vm.console.crash().is_none() => {
+            let cancel = ctx.cancel.clone();
+            let mut watch = || guest_gone(&mut vm, &cancel);
+            let deadline = Instant::now() + RECONNECT_WAIT;
+            GuestSession::connect(addr, ctx.key, Some(host_key), deadline, &mut watch).ok()
+        }
+        _ => None,
+    };
+    let evidence = match end {
+        ScriptEnd::Lost(_) => again.as_ref(),
+        _ => Some(&session),
+    };
+    let mut dmesg = None;
+    if let Some(s) = evidence.filter(|_| vm.exited().is_none()) {
+        if let Ok(tar) = s.download_tar("/repro/out") {
             let _ = tar::Archive::new(&tar[..]).unpack(&out_dir);
         }
+        if rootfs.is_some() {
+            save_journal(s, &dir.join("journal.log"));
+        }
+        dmesg = save_dmesg(s, &dir.join("dmesg.log"));
+        if dmesg.is_some() {
+            attempt.artifacts.dmesg = Some(format!("{rel_dir}/dmesg.log"));
+        }
     }
-    if rootfs.is_some() && !matches!(end, ScriptEnd::Lost(_)) && vm.exited().is_none() {
-        save_journal(&session, &dir.join("journal.log"));
-    }
+    // A guest that answered again outlived the session it dropped.
+    let end = match end {
+        ScriptEnd::Lost(why) if again.is_some() => ScriptEnd::Dropped(why),
+        end => end,
+    };
+    drop(again);
     let script = result::parse_result(
         &std::fs::read_to_string(out_dir.join("result.jsonl")).unwrap_or_default(),
     );
@@ -226,7 +259,7 @@ pub fn run_attempt(
     vm.kill();
     let crash = vm.console.crash();
     let stderr_tail = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
-    let warnings = vm.console.findings(Severity::Warning);
+    let warnings = vm.console.findings();
     let during = warnings.get(warnings_before..).unwrap_or_default();
     let (outcome, reason, phase) =
         result::decide(&end, &script, crash.as_ref(), &stderr_tail, during);
@@ -240,7 +273,14 @@ pub fn run_attempt(
     };
     attempt.metrics = script.metrics;
     attempt.series = script.series;
-    attempt.warnings = warnings;
+    // The console is the source; `dmesg` adds what it printed below the
+    // console's level (a guest that died has only its console).
+    attempt.warnings = console::merge_dmesg(
+        warnings,
+        dmesg
+            .map(|t| console::classify_log(&t, FindingSource::Dmesg))
+            .unwrap_or_default(),
+    );
     attempt.timings.teardown = teardown_start.elapsed().as_secs_f64();
     finish(&mut attempt, started, &dir);
     attempt
@@ -285,6 +325,14 @@ fn save_journal(session: &GuestSession, path: &Path) {
         Err(e) => format!("journalctl failed: {e}\n").into_bytes(),
     };
     let _ = std::fs::write(path, text);
+}
+
+/// Saves the guest's `dmesg` (every level; the kernel's log buffer bounds
+/// its size) and returns it, best effort.
+fn save_dmesg(session: &GuestSession, path: &Path) -> Option<String> {
+    let o = session.exec("dmesg", Duration::from_secs(30)).ok()?;
+    std::fs::write(path, &o.stdout).ok()?;
+    Some(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 /// Why a watched guest operation should stop, if it should.
