@@ -252,8 +252,9 @@ pub fn run_attempt(
         end => end,
     };
     drop(again);
-    let script = result::parse_result(
-        &std::fs::read_to_string(out_dir.join("result.jsonl")).unwrap_or_default(),
+    // Bytes: a line that is not UTF-8 is rejected on its own, the rest kept.
+    let script = result::parse_result_bytes(
+        &std::fs::read(out_dir.join("result.jsonl")).unwrap_or_default(),
     );
     drop(session);
     vm.kill();
