@@ -1,7 +1,8 @@
 //! Developer chores that plain cargo can't do (rust-analyzer style xtask).
 //!
 //! - `cargo xtask setup`: install the host packages repro needs (QEMU,
-//!   OpenSSL headers for ssh2, pkg-config) through apt when missing.
+//!   OpenSSL headers for ssh2, pkg-config) and `rpm` (the RPM kernel test
+//!   builds a package with rpmbuild) through apt when missing.
 //! - `cargo xtask demo`: setup, then `repro run memcg-fill --kernel 6.1`.
 //! - `cargo xtask test`: setup (plus chromium for the HTML report test),
 //!   then the whole test suite: `cargo test --workspace` with the `e2e`
@@ -33,6 +34,12 @@ const BUILD_PACKAGES: &[&str] = &["libssl-dev", "pkg-config"];
 /// headless browser.
 const TEST_PACKAGES: &[&str] = &["chromium"];
 
+/// Tools the end-to-end tests use to make kernels in other distributions'
+/// formats: `rpm` (rpmbuild) wraps a Debian kernel in a real RPM
+/// (tests/e2e_rpm.rs). Installed by `setup` too, so a developer can run
+/// that test after `cargo xtask setup`.
+const PACKAGING_PACKAGES: &[&str] = &["rpm"];
+
 fn main() -> Result<()> {
     let sh = Shell::new()?;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,7 +49,10 @@ fn main() -> Result<()> {
     sh.change_dir(&root);
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("setup") => setup(&sh, HOST_PACKAGES),
+        Some("setup") => {
+            setup(&sh, HOST_PACKAGES)?;
+            setup(&sh, PACKAGING_PACKAGES)
+        }
         Some("demo") => {
             setup(&sh, HOST_PACKAGES)?;
             let rest = &args[1..];
@@ -61,6 +71,7 @@ fn main() -> Result<()> {
         }
         Some("test") => {
             setup(&sh, HOST_PACKAGES)?;
+            setup(&sh, PACKAGING_PACKAGES)?;
             setup(&sh, TEST_PACKAGES)?;
             let rest = &args[1..];
             cmd!(sh, "cargo test --workspace --features repro/e2e {rest...}").run()?;

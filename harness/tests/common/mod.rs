@@ -77,3 +77,28 @@ pub fn run_ok(args: &[&str]) -> (serde_json::Value, PathBuf, tempfile::TempDir) 
     let dir = run_dir(results.path());
     (summary(results.path()), dir, results)
 }
+
+/// A Debian kernel of `images/kernels` (an alias such as `6.1`), fetched
+/// into the shared cache once: its bzImage and `lib/modules/<release>`
+/// folder, as `repro images fetch` reports them.
+pub fn fetched_kernel(alias: &str) -> (PathBuf, PathBuf) {
+    let out = run(&["images", "fetch", alias]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let vmlinuz = text
+        .lines()
+        .find_map(|l| {
+            l.split_once(", vmlinuz ")
+                .map(|(_, p)| PathBuf::from(p.trim()))
+        })
+        .unwrap_or_else(|| panic!("no vmlinuz in {text}"));
+    let name = vmlinuz.file_name().unwrap().to_string_lossy().into_owned();
+    let release = name.strip_prefix("vmlinuz-").unwrap().to_string();
+    let root = vmlinuz.parent().unwrap().parent().unwrap();
+    let modules = ["lib/modules", "usr/lib/modules"]
+        .iter()
+        .map(|b| root.join(b).join(&release))
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| panic!("no modules folder for {release} under {}", root.display()));
+    (vmlinuz, modules)
+}
