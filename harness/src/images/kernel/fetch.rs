@@ -427,9 +427,18 @@ fn resolve_rpm(
             DebianError::Transport { .. } | DebianError::Offline { .. } | DebianError::Http { .. } => KernelError::NotCached {
                 kernel: alias.to_string(),
                 what: format!(
-                    "the CentOS kernel RPM {url} (CentOS kernels come from the CentOS vault as RPMs, which only a machine that reaches it can fetch)"
+                    "the kernel RPM {url} (named by images/kernels/{}.toml; only a machine that reaches {} can fetch it)",
+                    m.name,
+                    url_host(&url)
                 ),
-                cause: e.to_string(),
+                // The Debian mirror settings do not apply to this URL: say
+                // what failed without the mirror advice.
+                cause: match e {
+                    DebianError::Transport { url, message } => {
+                        format!("could not fetch {url}: {message}")
+                    }
+                    e => e.to_string(),
+                },
             },
             e => e.into(),
         })?;
@@ -466,6 +475,15 @@ fn resolve_rpm(
         &tree,
         digest,
     ))
+}
+
+/// The host part of a URL, for messages (`https://h/p` gives `h`).
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/')
+        .next()
+        .filter(|h| !h.is_empty())
+        .unwrap_or(url)
 }
 
 /// Which package files a kernel tree needs.
@@ -1116,7 +1134,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("CentOS vault") && e.contains("repro images fetch 3.10"),
+            e.contains("only a machine that reaches") && e.contains("repro images fetch 3.10"),
             "{e}"
         );
     }
