@@ -18,6 +18,11 @@ pub struct Manifest {
     pub summary: String,
     pub entry: String,
     pub timeout_s: u64,
+    /// Seconds without any output from the guest (console, stdout, stderr,
+    /// result file) after which the scenario is ended as stalled; 0: off;
+    /// absent: the run's default (600 s unless matrix.toml or a flag says).
+    #[serde(default)]
+    pub stall_s: Option<u64>,
     pub memory_mib: u32,
     #[serde(default = "one")]
     pub vcpus: u32,

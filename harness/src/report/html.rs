@@ -10,7 +10,7 @@
 
 use super::chart::{series, timings};
 use super::describe::{
-    attempt_fraction, key_metric, problem, representative, status_counts, KUBELET_NOTE,
+    attempt_fraction, capped_note, key_metric, problem, representative, status_counts, KUBELET_NOTE,
 };
 use super::escape::{href, html as esc};
 use super::format::{self, first_line};
@@ -357,6 +357,9 @@ fn problems(o: &mut String, grids: &[Grid]) {
                         esc(&w.title),
                         esc(&w.excerpt)
                     );
+                }
+                if let Some(note) = capped_note(a) {
+                    let _ = write!(o, "<p class=\"capped\">{}</p>", esc(&note));
                 }
             }
             o.push_str("</div>\n");

@@ -123,6 +123,8 @@ pub(crate) mod tests {
             exit_status: Some(0),
             artifacts: Artifacts::default(),
             started_at: "2026-11-22T20:00:00Z".into(),
+            limits: None,
+            dropped: Default::default(),
         }
     }
 

@@ -228,6 +228,7 @@ pub fn execute(
                             key: &key,
                             run_dir: &dir,
                             boot_timeout: opts.boot_timeout,
+                            limits: opts.limits,
                             cancel: cancel.clone(),
                             sink,
                         };
@@ -370,5 +371,7 @@ fn harness_attempt(
         exit_status: None,
         artifacts: Default::default(),
         started_at: now_rfc3339(),
+        limits: None,
+        dropped: BTreeMap::new(),
     }
 }
