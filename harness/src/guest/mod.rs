@@ -2,9 +2,12 @@
 //! as a tar stream, run commands with streaming output and deadlines.
 //!
 //! Invariant: this is the only module that speaks SSH. Every blocking call
-//! is bounded: the session has a timeout, and long commands run
-//! non-blocking under a deadline and a `watch` callback that can abort
-//! them (guest crashed, QEMU gone, run cancelled).
+//! is bounded: before each one the session's timeout is set to the time
+//! left until the command's deadline (at most 30 s), output is read
+//! non-blocking, and a `watch` callback can abort a command (guest
+//! crashed, QEMU gone, run cancelled, guest silent too long). A command
+//! given up is abandoned, never waited on: a starved guest may not answer
+//! a channel close for ever.
 
 pub use crate::keys::KeyPair;
 
