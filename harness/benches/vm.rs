@@ -8,6 +8,9 @@
 //!   cargo bench -p repro --bench vm -- sigterm       SIGTERM to all guests gone
 //!   cargo bench -p repro --bench vm -- rootfs [RUNS] boot to SSH-ready of each root
 //!                                                    filesystem vs the initramfs guest (6.1)
+//!   cargo bench -p repro --bench vm -- loglevel [RUNS] boot to REPRO-READY (6.1, initramfs)
+//!                                                    with console log levels 4 (`quiet`),
+//!                                                    5 (warnings too) and 8 (everything)
 
 use repro::guest::{GuestSession, KeyPair};
 use repro::images::initramfs::{self, Node, Tree};
@@ -537,6 +540,70 @@ fn rootfs(runs: usize) {
     }
 }
 
+/// Seconds from QEMU start to `/init`'s REPRO-READY line, and the
+/// console's line count then, with `loglevel=N` appended (it overrides
+/// the base command line's level).
+fn ready_with_loglevel(p: &PreparedKernel, dir: &Path, key: &KeyPair, level: u32) -> (f64, usize) {
+    let s = spec(
+        Machine::Microvm,
+        &p.boot_kernel,
+        &p.image,
+        dir,
+        1024,
+        vec![
+            format!("repro.key={}", key.public_base64()),
+            format!("loglevel={level}"),
+        ],
+    );
+    let t = Instant::now();
+    let mut v = Vm::start(s).unwrap();
+    if let Err(why) = v.wait_console(
+        repro::run::cell::READY_MARKER,
+        Instant::now() + Duration::from_secs(180),
+        &|| false,
+    ) {
+        panic!(
+            "loglevel={level}: no REPRO-READY: {why}\n{}",
+            v.console.tail(30)
+        );
+    }
+    let secs = t.elapsed().as_secs_f64();
+    (secs, v.console.tail(usize::MAX).lines().count())
+}
+
+/// The boot-time cost of a louder console: levels interleaved per run so
+/// a busy host slows all of them alike.
+fn loglevel(runs: usize) {
+    let p = prepared("6.1");
+    let tmp = tempfile::tempdir().unwrap();
+    let key = KeyPair::generate().unwrap();
+    let levels = [4u32, 5, 8];
+    let mut times: Vec<Vec<f64>> = vec![vec![]; levels.len()];
+    let mut lines = vec![0usize; levels.len()];
+    for i in 0..runs {
+        for (j, level) in levels.iter().enumerate() {
+            let (t, n) = ready_with_loglevel(&p, tmp.path(), &key, *level);
+            times[j].push(t);
+            lines[j] = n;
+            eprintln!(
+                "run {}: loglevel={level}: {t:.2} s, {n} console lines",
+                i + 1
+            );
+        }
+    }
+    println!(
+        "kernel {}, microvm, TCG, {runs} runs, boot to REPRO-READY, medians:",
+        p.info.release
+    );
+    for (j, level) in levels.iter().enumerate() {
+        println!(
+            "  loglevel={level}: {:.2} s ({} console lines)",
+            median(times[j].clone()),
+            lines[j]
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -549,8 +616,9 @@ fn main() {
         Some("jobs") => jobs(runs),
         Some("sigterm") => sigterm(),
         Some("rootfs") => rootfs(runs),
+        Some("loglevel") => loglevel(runs),
         _ => eprintln!(
-            "usage: cargo bench -p repro --bench vm -- boot|fill|jobs|sigterm|rootfs [RUNS]"
+            "usage: cargo bench -p repro --bench vm -- boot|fill|jobs|sigterm|rootfs|loglevel [RUNS]"
         ),
     }
 }

@@ -1,8 +1,10 @@
 #![cfg(feature = "e2e")]
 //! End-to-end fault handling with fixture scenarios (tests/scenarios):
-//! a kernel panic, a hang, a broken script, malformed result lines, an
-//! OOM-killed script, a dropped SSH connection, a stdout flood, a starved
-//! guest, a silent scenario, and interrupting or killing the harness while
+//! a kernel panic, a kernel warning, a hung task, a hang, a broken script,
+//! malformed result lines, an OOM-killed script, a dropped SSH connection,
+//! a script that kills every process (`kill -9 -1`, on the initramfs and
+//! a root-filesystem guest), a stdout flood, a starved guest, a silent
+//! scenario, and interrupting or killing the harness while
 //! a guest runs.
 
 mod common;
@@ -19,22 +21,23 @@ fn fixtures() -> PathBuf {
 /// records verdicts (0 whatever the outcome) and exits 3 when the cell
 /// ended in infrastructure `error` (README.md, "Exit codes").
 fn run_fixture(scenario: &str, code: i32) -> (serde_json::Value, tempfile::TempDir) {
-    run_fixture_with(scenario, code, &[])
+    run_fixture_with(scenario, &[], code)
 }
 
-/// [`run_fixture`] with extra `repro run` flags.
+/// [`run_fixture`] with more `repro run` arguments (`--rootfs bullseye`).
 fn run_fixture_with(
     scenario: &str,
+    extra: &[&str],
     code: i32,
-    flags: &[&str],
 ) -> (serde_json::Value, tempfile::TempDir) {
     let results = tempfile::tempdir().unwrap();
     let out = repro()
         .env("REPRO_SCENARIOS_DIR", fixtures())
         .args(["--cache-dir", cache_dir().to_str().unwrap()])
-        .args(["run", scenario, "--kernel", "6.1", "--results"])
+        .args(["run", scenario, "--kernel", "6.1"])
+        .args(extra)
+        .arg("--results")
         .arg(results.path())
-        .args(flags)
         .output()
         .unwrap();
     eprintln!(
@@ -117,9 +120,11 @@ fn a_dropped_ssh_connection_is_not_a_scenario_failure() {
     let (s, _t) = run_fixture("dropssh", 3);
     let a = attempt(&s, 0);
     assert_eq!(a["outcome"], "error", "{a}");
+    let reason = a["reason"].as_str().unwrap();
     assert!(
-        a["reason"].as_str().unwrap().contains("lost the guest"),
-        "{a}"
+        reason.starts_with("the SSH session running the entry script was dropped: the guest's SSH server ended during the scenario and its init restarted it (sshd (dropbear, pid ")
+            && reason.contains("exited with status 1; restarting it)"),
+        "{reason}"
     );
 }
 
@@ -131,7 +136,7 @@ fn attempt_dir(results: &Path, a: &serde_json::Value) -> PathBuf {
 #[test]
 fn a_stdout_flood_is_capped_with_its_head_tail_and_dropped_count() {
     let cap: u64 = 1 << 20;
-    let (s, t) = run_fixture_with("flood", 0, &["--log-cap", "1M", "--out-cap", "2M"]);
+    let (s, t) = run_fixture_with("flood", &["--log-cap", "1M", "--out-cap", "2M"], 0);
     let a = attempt(&s, 0);
     // The script's own verdict stands: the cap is not a failure.
     assert_eq!(a["outcome"], "not-reproduced", "{a}");
@@ -240,6 +245,109 @@ fn a_silent_scenario_is_ended_by_the_stall_watchdog() {
         (10.0..=20.0).contains(&scenario),
         "stalled after {scenario} s for stall_s = 10"
     );
+}
+
+/// The findings of kind `kind` among an attempt's warnings.
+fn findings<'a>(a: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    a["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["kind"] == kind)
+        .collect()
+}
+
+/// The attempt's artefact `key` (a path relative to the run folder), read.
+fn artefact(results: &Path, a: &serde_json::Value, key: &str) -> String {
+    let rel = a["artifacts"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key}: {a}"));
+    std::fs::read_to_string(run_dir(results).join(rel)).unwrap()
+}
+
+#[test]
+fn a_kernel_warning_is_recorded_with_its_title_and_the_verdict_stands() {
+    let (s, t) = run_fixture("warning", 0);
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "not-reproduced", "{a}");
+    let pid = &a["metrics"]["pid"]["value"];
+    let title =
+        format!("WARNING: CPU: 0 PID: {pid} at mm/repro_fixture.c:42 repro_fixture_warn+0x1a/0x30");
+    let w = findings(a, "warning");
+    assert_eq!(w.len(), 1, "once, console and dmesg merged: {a}");
+    assert_eq!(w[0]["title"], title.as_str(), "{a}");
+    let excerpt = w[0]["excerpt"].as_str().unwrap();
+    assert!(
+        excerpt.contains("[ cut here ]") && excerpt.contains("RIP: 0010:"),
+        "{excerpt}"
+    );
+    // The console printed it (level 4 is below `quiet`'s threshold), and
+    // dmesg was saved beside it.
+    assert!(
+        artefact(t.path(), a, "console").contains(&title),
+        "not on the console"
+    );
+    assert!(artefact(t.path(), a, "dmesg").contains(&title));
+}
+
+#[test]
+fn a_hung_task_is_recorded_as_a_warning_with_its_stack_from_dmesg() {
+    let (s, _t) = run_fixture("hungtask", 0);
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "reproduced", "{a}");
+    let w = findings(a, "hung-task");
+    assert!(!w.is_empty(), "{a}");
+    let title = w[0]["title"].as_str().unwrap();
+    assert!(
+        title.starts_with("INFO: task mkdir:")
+            && title.ends_with("blocked for more than 5 seconds."),
+        "{title}"
+    );
+    // The stack is printed at KERN_INFO: only dmesg has it.
+    assert_eq!(w[0]["source"], "dmesg", "{a}");
+    let excerpt = w[0]["excerpt"].as_str().unwrap();
+    assert!(excerpt.contains("filename_create"), "{excerpt}");
+}
+
+#[test]
+fn a_script_that_kills_every_process_leaves_a_reachable_guest_not_a_crash() {
+    let (s, t) = run_fixture("killall", 3);
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "error", "{a}");
+    assert!(a["crash"].is_null(), "{a}");
+    let reason = a["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the SSH session running the entry script was dropped: the guest's SSH server ended during the scenario and its init restarted it (sshd (dropbear, pid ")
+            && reason.contains("was killed by signal 9 (SIGKILL); restarting it)"),
+        "{reason}"
+    );
+    assert_eq!(findings(a, "sshd-restart").len(), 1, "{a}");
+    assert!(findings(a, "init-exit").is_empty(), "{a}");
+    // The guest still answered: what the script wrote before the kill was
+    // fetched over a new session, and so was dmesg.
+    assert_eq!(a["metrics"]["before_kill"]["value"], 1, "{a}");
+    assert!(!artefact(t.path(), a, "dmesg").is_empty());
+    assert!(!artefact(t.path(), a, "console").contains("Attempted to kill init"));
+}
+
+#[test]
+fn a_rootfs_guest_survives_kill_all_too_and_systemd_restarts_sshd() {
+    let (s, t) = run_fixture_with("killall", &["--rootfs", "bullseye"], 3);
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "error", "{a}");
+    assert!(a["crash"].is_null(), "{a}");
+    let reason = a["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "the SSH session running the entry script was dropped: the guest's SSH server \
+             ended during the scenario and its init restarted it (ssh.service: Main process \
+             exited, code=killed, status=9/KILL): "
+        ),
+        "{reason}"
+    );
+    assert_eq!(a["metrics"]["before_kill"]["value"], 1, "{a}");
+    assert!(artefact(t.path(), a, "journal").contains("ssh.service"));
+    assert!(!artefact(t.path(), a, "dmesg").is_empty());
 }
 
 /// PIDs of QEMU processes whose command line contains `needle`.

@@ -286,6 +286,15 @@ fn runc_1_1_15_fails_its_update_with_unable_to_freeze_on_a_task_stuck_in_d_state
         "systemd",
         "--cgroup",
         "v1",
+        // Two vCPUs, not the scenario's four: under TCG four vCPUs on
+        // two host cores, with forkers and the freezer watcher spinning,
+        // sometimes livelocked the guest (soft lockups, RCU stalls) until
+        // the scenario's timeout. One reserved CPU and a one-CPU app keep
+        // the pod Guaranteed and pinned, which is all this test needs.
+        "--vcpus",
+        "2",
+        "--param",
+        "app_cpus=1",
         "--param",
         "stuck_tasks=1",
         "--param",

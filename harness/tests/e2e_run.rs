@@ -66,6 +66,45 @@ fn memcg_fill_with_a_small_limit_boots_each_debian_kernel(
     assert!(String::from_utf8_lossy(&out.stdout).contains("memcg-fill/kernel="));
 }
 
+/// Debian unstable's kernel is split: `linux-image-*` holds no kernel file
+/// and pins `linux-binary-*` (the image at `usr/lib/modules/R/vmlinuz`),
+/// `linux-modules-*` and `linux-base-*`. The harness follows the pins,
+/// unpacks all of them and boots the result.
+#[test]
+fn a_split_kernel_from_sid_boots_from_every_package_it_pins() {
+    let results = tempfile::tempdir().unwrap();
+    let r = results.path().to_str().unwrap();
+    let out = run(&[
+        "run",
+        "memcg-fill",
+        "--kernel",
+        "sid",
+        "--cgroup",
+        "v2",
+        "--param",
+        "limit=100",
+        "--results",
+        r,
+    ]);
+    let s = summary(results.path());
+    let a = attempt(&s, 0);
+    assert_eq!(out.status.code(), Some(0), "{a}");
+    assert_eq!(a["outcome"], "not-reproduced", "{a}");
+    let packages: Vec<&str> = a["kernel"]["packages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no kernel.packages: {a}"))
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    for part in ["linux-image-", "linux-binary-", "linux-modules-"] {
+        assert!(
+            packages.iter().any(|p| p.starts_with(part)),
+            "{part} missing from {packages:?}"
+        );
+    }
+    assert_eq!(metric(&s, 0, "created"), 100);
+}
+
 #[test]
 fn memcg_fill_to_exhaustion_on_6_1_reproduces_the_seed() {
     let results = tempfile::tempdir().unwrap();

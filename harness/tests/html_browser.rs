@@ -12,7 +12,8 @@
 //! tests: `cargo xtask test` installs chromium and turns the feature on.
 
 use repro::model::{
-    Artifacts, Attempt, ConsoleFinding, KernelInfo, Metric, Outcome, Series, Timings,
+    Artifacts, Attempt, ConsoleFinding, FindingKind, FindingSource, KernelInfo, Metric, Outcome,
+    Series, Timings,
 };
 use repro::report::render::render_all;
 use repro::report::{CellRecord, Expect, RunMeta, RunSummary, SCHEMA_VERSION};
@@ -137,6 +138,7 @@ fn attempt(n: u32, outcome: Outcome, kernel: &str, dir: &str, scale: f64) -> Att
         kernel: KernelInfo {
             alias: kernel.into(),
             package: Some(format!("linux-image-{kernel}-amd64-unsigned")),
+            packages: Vec::new(),
             version: Some(format!("{kernel}.1-1")),
             release: format!("{kernel}.0-1-amd64"),
             sha256: "ab".repeat(32),
@@ -169,18 +171,21 @@ fn attempt(n: u32, outcome: Outcome, kernel: &str, dir: &str, scale: f64) -> Att
         )]
         .into(),
         crash: (outcome == Outcome::Crashed).then(|| ConsoleFinding {
-            kind: "panic".into(),
+            kind: FindingKind::Panic,
             title: "Kernel panic - not syncing: Out of memory".into(),
             excerpt: "Kernel panic - not syncing: Out of memory\nCPU: 0 PID: 1 Comm: init".into(),
+            source: FindingSource::Console,
         }),
         warnings: vec![],
         exit_status: Some(0),
+        retry: Default::default(),
         artifacts: Artifacts {
             console: format!("{d}/console.log"),
             stdout: format!("{d}/stdout.log"),
             stderr: format!("{d}/stderr.log"),
             result: format!("{d}/out/result.jsonl"),
             journal: None,
+            dmesg: None,
             dir: d,
         },
         started_at: "2026-11-22T20:00:00Z".into(),

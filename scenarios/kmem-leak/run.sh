@@ -200,9 +200,9 @@ kit free memcg-rmdir --root "$FILL" --prefix fill --count "$HEADROOM" || die "ca
 sleep "$SETTLE"
 free_ids
 before=$FREE_IDS
-count_before=$(proc_cgroups_count memory)
+count_before=$(cg_count memory)
 emit_metric free_before "$before" cgroups
-emit_metric proc_cgroups_memory_before "$count_before" cgroups
+emit_metric memory_hierarchy_cgroups_before "$count_before" cgroups
 log "free memory cgroup IDs before the pods: $before"
 [ "$before" -ge $((CONTAINERS + 1)) ] || die "only $before free IDs after freeing $HEADROOM: not enough for one pod"
 
@@ -295,10 +295,10 @@ fi
 sleep "$SETTLE"
 free_ids
 after=$FREE_IDS
-count_after=$(proc_cgroups_count memory)
+count_after=$(cg_count memory)
 leaked=$((before - after))
 emit_metric free_after "$after" cgroups
-emit_metric proc_cgroups_memory_after "$count_after" cgroups
+emit_metric memory_hierarchy_cgroups_after "$count_after" cgroups
 emit_metric leaked "$leaked" cgroups
 log "free IDs: $before before, $after after $pods_done pods; leaked $leaked"
 

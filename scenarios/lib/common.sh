@@ -116,9 +116,17 @@ mem_used_mib() {
     awk '/^MemTotal:/ {t = $2} /^MemAvailable:/ {a = $2} END {printf "%d\n", (t - a) / 1024}' /proc/meminfo
 }
 
-# proc_cgroups_count CONTROLLER: num_cgroups column of /proc/cgroups.
-proc_cgroups_count() {
-    awk -v c="$1" '$1 == c {print $3}' /proc/cgroups
+# cg_count CONTROLLER: how many cgroups the controller's hierarchy holds,
+# dying ones included (after cg_setup). On v1 the num_cgroups column of
+# /proc/cgroups. On v2 recent kernels leave controllers without v1 support out
+# of /proc/cgroups, so count the cgroup2 hierarchy from the root cgroup.stat:
+# the root, its live and its dying descendants (what num_cgroups counted).
+cg_count() {
+    if [ "$CG_VERSION" = v2 ]; then
+        awk '$1 == "nr_descendants" || $1 == "nr_dying_descendants" {n += $2} END {print n + 1}' /sys/fs/cgroup/cgroup.stat
+    else
+        awk -v c="$1" '$1 == c {print $3}' /proc/cgroups
+    fi
 }
 
 new_uuid() { cat /proc/sys/kernel/random/uuid; }

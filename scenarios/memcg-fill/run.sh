@@ -38,7 +38,7 @@ fi
 
 record_context
 used_before=$(mem_used_mib)
-count_before=$(proc_cgroups_count memory)
+count_before=$(cg_count memory)
 
 # The node's own hierarchy exists before the pods come and go.
 cg_mkdir "$KUBE" memory
@@ -53,7 +53,7 @@ stopped_by=$(jget fill stopped_by)
 log "created $created memory cgroups, stopped by: $stopped_by $(jget fill error)"
 
 used_after=$(mem_used_mib)
-count_after=$(proc_cgroups_count memory)
+count_after=$(cg_count memory)
 
 emit_metric created "$created" cgroups
 emit_string stopped_by "$stopped_by"
@@ -67,8 +67,8 @@ emit_metric elapsed_s "$(jget fill elapsed_s)" s
 emit_metric mem_used_before_mib "$used_before" MiB
 emit_metric mem_used_after_mib "$used_after" MiB
 emit_metric mem_used_delta_mib $((used_after - used_before)) MiB
-emit_metric proc_cgroups_memory_before "$count_before" cgroups
-emit_metric proc_cgroups_memory_after "$count_after" cgroups
+emit_metric memory_hierarchy_cgroups_before "$count_before" cgroups
+emit_metric memory_hierarchy_cgroups_after "$count_after" cgroups
 
 # Now a pod arrives: the kubelet creates the pod cgroup, then runc the
 # container's cgroup below it.

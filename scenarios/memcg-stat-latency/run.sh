@@ -71,7 +71,7 @@ emit_metric final_median_ms "$final" ms
 emit_metric final_p99_ms "$(jget dying final_p99_ms)" ms
 emit_metric ms_per_iteration "$(jget dying ms_per_iteration)" ms
 emit_metric mem_used_delta_mib $(($(mem_used_mib) - used_before)) MiB
-emit_metric proc_cgroups_memory "$(proc_cgroups_count memory)" cgroups
+emit_metric memory_hierarchy_cgroups "$(cg_count memory)" cgroups
 if [ "$(jget dying stopped_by)" = refused ]; then
     emit_log "mkdir was refused after $iterations iterations: $(jget dying error)"
 fi

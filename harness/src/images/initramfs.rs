@@ -1,7 +1,9 @@
 //! The initramfs guest: busybox, dropbear with exactly the shared libraries
 //! it needs (ELF `DT_NEEDED`), tini, `repro-kit`, the kernel modules in load
-//! order, a host key made at build time, and `/init`. Written as a newc
-//! cpio, cached by the hash of its inputs.
+//! order, what the harness knew of the drivers each guest shape requires
+//! (`/etc/repro/required`, which `/init` names when it fails), a host key made
+//! at build time, and `/init`. Written as a newc cpio, cached by the hash of
+//! its inputs.
 //!
 //! `assemble` is pure apart from reading the extracted package trees;
 //! fetching the packages and the kernel is the caller's job (see
@@ -10,6 +12,7 @@
 
 use super::cache::{self, Cache, CacheError};
 use super::deb::DebError;
+use super::kernel::{Presence, SymbolTable};
 use crate::keys::{KeyError, KeyPair};
 use crate::tomlfile::{self, TomlFileError};
 use serde::Deserialize;
@@ -39,12 +42,88 @@ pub struct Userland {
     pub rootfs_modules: Vec<String>,
     #[serde(default)]
     pub required_rootfs_modules: Vec<String>,
+    /// Module → the Kconfig symbol(s) that build it, to read a kernel's config when it
+    /// ships no `modules.builtin`.
+    #[serde(default)]
+    pub kconfig: SymbolTable,
     pub files: BTreeMap<String, String>,
 }
 
 impl Userland {
     pub fn load(path: &Path) -> Result<Userland, TomlFileError> {
-        tomlfile::load(path)
+        let text = std::fs::read_to_string(path).map_err(|source| TomlFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Userland::parse(path, &text)
+    }
+
+    /// Parses `text` (the content of `path`) and checks that every module has its Kconfig
+    /// symbol in `[kconfig]`.
+    pub fn parse(path: &Path, text: &str) -> Result<Userland, TomlFileError> {
+        let u: Userland = tomlfile::parse(path, text)?;
+        for m in u
+            .modules
+            .iter()
+            .chain(&u.required_modules)
+            .chain(&u.rootfs_modules)
+            .chain(&u.required_rootfs_modules)
+        {
+            if !u.kconfig.contains_key(m) {
+                let (line, column) = text
+                    .find(&format!("\"{m}\""))
+                    .map_or((1, 1), |at| tomlfile::line_col(text, at));
+                return Err(TomlFileError::Parse {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message: format!(
+                        "module {m} has no Kconfig symbol in [kconfig]; add `{m} = \"CONFIG_...\"` (the obj-$(CONFIG_...) line that builds it in its Makefile)"
+                    ),
+                });
+            }
+        }
+        Ok(u)
+    }
+}
+
+/// What a required driver is for: `/init`'s failure line names the purpose's drivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The guest network (every guest).
+    Net,
+    /// The root disk and its filesystem (root-filesystem guests).
+    Root,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Net => "net",
+            Purpose::Root => "root",
+        }
+    }
+}
+
+/// A driver a guest shape cannot do without, and what the harness knew of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredModule {
+    pub purpose: Purpose,
+    pub name: String,
+    pub presence: Presence,
+}
+
+impl RequiredModule {
+    /// Its line in `/etc/repro/required`: `PURPOSE MODULE STATE DETAIL`.
+    pub fn line(&self) -> String {
+        let detail = self.presence.detail().replace(['\n', '\r'], " ");
+        format!(
+            "{} {} {} {}",
+            self.purpose.as_str(),
+            self.name,
+            self.presence.state(),
+            if detail.is_empty() { "-" } else { &detail }
+        )
     }
 }
 
@@ -106,6 +185,8 @@ pub struct Inputs<'a> {
     /// Extra modules for root-filesystem guests, in load order, without
     /// those already in `modules`.
     pub rootfs_modules: &'a [ModuleBlob],
+    /// The drivers each guest shape requires (`/etc/repro/required`).
+    pub required: &'a [RequiredModule],
     pub kit: &'a [u8],
 }
 
@@ -178,6 +259,8 @@ pub fn input_hash(inputs: &Inputs) -> String {
         h.update(&m.name);
         h.update(Sha256::digest(&m.data));
     }
+    h.update("required");
+    h.update(required_text(inputs.required));
     h.update(Sha256::digest(inputs.kit));
     hex::encode(h.finalize())
 }
@@ -344,7 +427,15 @@ pub fn assemble(inputs: &Inputs, host_key: &KeyPair) -> Result<Tree, InitramfsEr
         }
         t.insert(list.into(), Node::File(order.into_bytes(), 0o644));
     }
+    t.insert(
+        "/etc/repro/required".into(),
+        Node::File(required_text(inputs.required).into_bytes(), 0o644),
+    );
     Ok(t)
+}
+
+fn required_text(required: &[RequiredModule]) -> String {
+    required.iter().map(|r| r.line() + "\n").collect()
 }
 
 /// An ELF file's interpreter and `DT_NEEDED` entries.
@@ -524,6 +615,18 @@ modules = ["virtio_net"]
             root,
         }];
         let ul = userland();
+        let required = [
+            RequiredModule {
+                purpose: Purpose::Net,
+                name: "virtio_net".into(),
+                presence: Presence::Unknown("no modules.builtin and\nno config".into()),
+            },
+            RequiredModule {
+                purpose: Purpose::Root,
+                name: "ext4".into(),
+                presence: Presence::File,
+            },
+        ];
         let modules = vec![
             ModuleBlob {
                 name: "failover".into(),
@@ -543,10 +646,19 @@ modules = ["virtio_net"]
                 name: "ext4".into(),
                 data: b"c".to_vec(),
             }],
+            required: &required,
             kit: b"kit",
         };
         let key = KeyPair::generate().unwrap();
         let tree = assemble(&inputs, &key).unwrap();
+        assert_eq!(
+            tree["/etc/repro/required"],
+            Node::File(
+                b"net virtio_net unknown no modules.builtin and no config\nroot ext4 module -\n"
+                    .to_vec(),
+                0o644
+            )
+        );
         assert_eq!(
             tree["/etc/repro/modules"],
             Node::File(b"failover\nvirtio_net\n".to_vec(), 0o644)
@@ -590,6 +702,38 @@ modules = ["virtio_net"]
             ..inputs
         };
         assert_ne!(h1, input_hash(&inputs2));
+        let inputs3 = Inputs {
+            required: &required[..1],
+            ..inputs
+        };
+        assert_ne!(h1, input_hash(&inputs3));
+    }
+
+    #[test]
+    fn every_module_needs_its_kconfig_symbol() {
+        let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/userland.toml");
+        let u = Userland::load(&real).unwrap();
+        assert_eq!(
+            u.kconfig["virtio_net"].names(),
+            ["CONFIG_VIRTIO_NET".to_string()]
+        );
+        assert_eq!(u.kconfig["autofs4"].names().len(), 2);
+        let text = r#"suite = "bookworm"
+component = "main"
+packages = []
+modules = ["virtio_net",
+  "veth"]
+[kconfig]
+virtio_net = "CONFIG_VIRTIO_NET"
+[files]
+"#;
+        let e = Userland::parse(Path::new("u.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("u.toml:5:3: module veth has no Kconfig symbol"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -612,6 +756,7 @@ modules = ["virtio_net"]
             kernel_sha256: "k",
             modules: &[],
             rootfs_modules: &[],
+            required: &[],
             kit: b"kit",
         };
         let first = ensure(&cache, &inputs).unwrap();
@@ -660,6 +805,7 @@ modules = ["virtio_net"]
             kernel_sha256: "k",
             modules: &[],
             rootfs_modules: &[],
+            required: &[],
             kit: b"",
         };
         let e = assemble(&inputs, &KeyPair::generate().unwrap()).unwrap_err();

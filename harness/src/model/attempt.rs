@@ -115,12 +115,98 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Something the console classifier found (panic, oops, warning...).
+/// What a kernel-log line is, by its own wording (`vm::console`'s
+/// classifier decides). Serialized kebab-case (`hung-task`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// `Kernel panic - not syncing: ...`, unless init's exit caused it.
+    Panic,
+    /// `BUG: ...` or `kernel BUG at ...`.
+    Bug,
+    /// `Oops: ...`.
+    Oops,
+    /// `general protection fault ...`.
+    Gpf,
+    /// `Kernel panic - not syncing: Attempted to kill init!`: the guest's
+    /// init (PID 1) exited and the kernel panicked because of it. The
+    /// guest's infrastructure died, not the kernel, unless the panic's
+    /// stack shows a kernel fault (then it is a crash).
+    InitExit,
+    /// `WARNING: CPU: ... at ...`: a `WARN()` splat.
+    Warning,
+    /// `watchdog: BUG: soft lockup` and `BUG: soft lockup`.
+    SoftLockup,
+    /// `BUG: workqueue lockup`.
+    WorkqueueLockup,
+    /// `INFO: task ... blocked for more than N seconds`.
+    HungTask,
+    /// `rcu: INFO: rcu_... detected stalls`.
+    RcuStall,
+    /// The OOM killer's report (`invoked oom-killer`, `Out of memory: Killed process`).
+    OomKill,
+    /// The guest's SSH server ended (killed, or stopping on a signal) and
+    /// the guest's init restarts it: `repro-init: sshd ...` on the
+    /// initramfs guest's console, systemd's `ssh.service: Main process
+    /// exited, ...` on a root-filesystem guest's (there once journald is
+    /// gone too, as after `kill -9 -1`).
+    SshdRestart,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Panic => "panic",
+            FindingKind::Bug => "bug",
+            FindingKind::Oops => "oops",
+            FindingKind::Gpf => "gpf",
+            FindingKind::InitExit => "init-exit",
+            FindingKind::Warning => "warning",
+            FindingKind::SoftLockup => "soft-lockup",
+            FindingKind::WorkqueueLockup => "workqueue-lockup",
+            FindingKind::HungTask => "hung-task",
+            FindingKind::RcuStall => "rcu-stall",
+            FindingKind::OomKill => "oom-kill",
+            FindingKind::SshdRestart => "sshd-restart",
+        }
+    }
+
+    /// A kernel crash: the attempt is `crashed` whatever else happened.
+    pub fn is_crash(self) -> bool {
+        matches!(
+            self,
+            FindingKind::Panic | FindingKind::Bug | FindingKind::Oops | FindingKind::Gpf
+        )
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a finding's excerpt was read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingSource {
+    /// The serial console, captured live (the only source once the guest
+    /// died).
+    #[default]
+    Console,
+    /// `dmesg` fetched at the end of the attempt: every log level, so
+    /// stacks printed below the console's level are there too.
+    Dmesg,
+}
+
+/// Something the kernel-log classifier found (panic, oops, warning...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsoleFinding {
-    pub kind: String,
+    pub kind: FindingKind,
     pub title: String,
     pub excerpt: String,
+    #[serde(default)]
+    pub source: FindingSource,
 }
 
 /// Paths of an attempt's artefacts, relative to the run's results folder.
@@ -134,6 +220,10 @@ pub struct Artifacts {
     /// `journalctl -b` of a root-filesystem guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<String>,
+    /// The guest's `dmesg` (every level) at the end of the attempt, when
+    /// the guest still answered; bounded by the kernel's log buffer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmesg: Option<String>,
 }
 
 /// The resolved kernel a cell ran on.
@@ -142,6 +232,10 @@ pub struct KernelInfo {
     /// What the user asked for (`6.1`, `bookworm`, a path...).
     pub alias: String,
     pub package: Option<String>,
+    /// Every package unpacked for the kernel, `name=version`, when there is more than the
+    /// one named (a distribution that splits image, modules and base into packages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
     pub version: Option<String>,
     /// `uname -r` of the guest kernel.
     pub release: String,
@@ -184,12 +278,18 @@ pub struct Attempt {
     /// Crash report when `outcome` is `crashed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crash: Option<ConsoleFinding>,
-    /// Warnings seen on the console that did not change the outcome.
+    /// Every other finding of the console and `dmesg`, in console order:
+    /// kernel warnings, hung tasks, lockups, OOM kills, an exited init, a
+    /// restarted SSH server. Some explain the outcome (an OOM-killed
+    /// script, init's exit, a dropped session); the others did not change it.
     #[serde(default)]
     pub warnings: Vec<ConsoleFinding>,
     /// Exit status of the scenario's entry script, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_status: Option<i32>,
+    /// Whether trying an `error` attempt again could end differently.
+    #[serde(default, skip_serializing_if = "Retry::is_default")]
+    pub retry: Retry,
     pub artifacts: Artifacts,
     pub started_at: String,
     /// The bounds the scenario ran under (absent in summaries written
@@ -249,6 +349,32 @@ impl Captured {
     }
 }
 
+impl Attempt {
+    /// An infrastructure `error` that another attempt might not repeat: not a script that
+    /// broke its contract (it would again), not a guest that said what it lacks.
+    pub fn worth_retrying(&self) -> bool {
+        self.outcome == Outcome::Error && self.exit_status.is_none() && self.retry == Retry::MayHelp
+    }
+}
+
+/// Whether trying an `error` attempt again could help.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Retry {
+    /// A transient failure (download, QEMU, SSH) may pass the next time.
+    #[default]
+    MayHelp,
+    /// The same kernel and image fail the same way: the guest's `/init` reported a missing
+    /// driver, no network interface or an unmountable root disk (`StopReason::GuestFailed`).
+    Futile,
+}
+
+impl Retry {
+    pub fn is_default(&self) -> bool {
+        *self == Retry::MayHelp
+    }
+}
+
 /// Why the harness stopped waiting on a guest before it answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopReason {
@@ -263,6 +389,20 @@ pub enum StopReason {
     /// Nothing came from the guest for this many seconds: no console
     /// line, no stdout or stderr byte, no growth of the result file.
     Stalled(u64),
+    /// The guest's `/init` could not set the guest up and said why (its `REPRO-FAILED`
+    /// line: a required driver missing, no network interface, the root disk not mounted).
+    /// Booting the same image again fails the same way.
+    GuestFailed(String),
+}
+
+impl StopReason {
+    /// What another attempt could change.
+    pub fn retry(&self) -> Retry {
+        match self {
+            StopReason::GuestFailed(_) => Retry::Futile,
+            _ => Retry::MayHelp,
+        }
+    }
 }
 
 impl std::fmt::Display for StopReason {
@@ -276,6 +416,7 @@ impl std::fmt::Display for StopReason {
                 f,
                 "no output from the guest for {s} s: console, stdout, stderr and result.jsonl all silent"
             ),
+            StopReason::GuestFailed(why) => write!(f, "the guest's /init failed: {why}"),
         }
     }
 }
@@ -312,4 +453,61 @@ pub fn signal_name(number: i32) -> Option<String> {
 pub fn signal_number(name: &str) -> Option<i32> {
     let name = name.strip_prefix("SIG").unwrap_or(name);
     SIGNALS.iter().find(|(_, n)| *n == name).map(|(n, _)| *n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_that_said_what_it_lacks_is_not_retried() {
+        let mut a = Attempt {
+            number: 1,
+            outcome: Outcome::Error,
+            reason: "why".into(),
+            phase: Some(Phase::Boot),
+            accel: "tcg".into(),
+            machine: "microvm".into(),
+            kernel: KernelInfo::default(),
+            rootfs: None,
+            image_sha256: String::new(),
+            timings: Timings::default(),
+            metrics: BTreeMap::new(),
+            series: BTreeMap::new(),
+            crash: None,
+            warnings: vec![],
+            exit_status: None,
+            retry: Retry::default(),
+            artifacts: Artifacts::default(),
+            started_at: String::new(),
+            limits: None,
+            dropped: BTreeMap::new(),
+        };
+        assert!(a.worth_retrying(), "an SSH or QEMU failure may pass");
+        a.retry = StopReason::GuestFailed("no network interface: virtio_net ...".into()).retry();
+        assert_eq!(a.retry, Retry::Futile);
+        assert!(!a.worth_retrying());
+        // Recorded as such, and absent from the JSON when retrying may help.
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["retry"], "futile");
+        a.retry = StopReason::QemuExited("signal 9".into()).retry();
+        assert!(serde_json::to_value(&a).unwrap().get("retry").is_none());
+        let back: Attempt = serde_json::from_value(json).unwrap();
+        assert_eq!(back.retry, Retry::Futile);
+        // A script that exited non-zero broke its contract: not retried either.
+        a.exit_status = Some(3);
+        assert!(!a.worth_retrying());
+        a.outcome = Outcome::Crashed;
+        a.exit_status = None;
+        assert!(!a.worth_retrying());
+    }
+
+    #[test]
+    fn guest_failure_reads_as_the_guests_words() {
+        assert_eq!(
+            StopReason::GuestFailed("root disk /dev/vda did not appear: virtio_blk loaded".into())
+                .to_string(),
+            "the guest's /init failed: root disk /dev/vda did not appear: virtio_blk loaded"
+        );
+    }
 }

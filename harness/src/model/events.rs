@@ -67,6 +67,8 @@ pub enum Notice {
     RootfsStep { name: String, step: String },
     /// A root filesystem was built.
     RootfsBuilt { name: String, secs: f64, bytes: u64 },
+    /// Wanted guest modules a kernel lacks or may lack (one phrase each, joined).
+    KernelModules { kernel: String, text: String },
 }
 
 impl fmt::Display for Notice {
@@ -86,6 +88,12 @@ impl fmt::Display for Notice {
                 )
             }
             Notice::RootfsStep { name, step } => write!(f, "rootfs {name}: {step}"),
+            Notice::KernelModules { kernel, text } => {
+                write!(
+                    f,
+                    "kernel {kernel}: guest modules missing or not known to be there: {text}"
+                )
+            }
             Notice::RootfsBuilt { name, secs, bytes } => write!(
                 f,
                 "rootfs {name}: built in {secs:.0} s, {} MiB",

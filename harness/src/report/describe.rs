@@ -5,7 +5,7 @@
 use super::format::{first_line, metric};
 use super::symbols::STATUSES;
 use super::{CellRecord, RunSummary, Status};
-use crate::model::{Attempt, Outcome};
+use crate::model::{Attempt, ConsoleFinding, FindingSource, Outcome};
 
 /// Said wherever kubelet profiles appear in a report.
 pub const KUBELET_NOTE: &str = "Kubelet profiles reproduce each kubelet version's node-level actions \
@@ -132,6 +132,30 @@ pub(crate) fn problem(c: &CellRecord) -> String {
             with_reason(format!("error{phase}"))
         }
         Status::Cancelled => with_reason("cancelled".to_string()),
+    }
+}
+
+/// Every attempt's kernel-log findings (warnings, hangs, lockups, OOM
+/// kills, init's exit, a restarted SSH server) with their attempt, in
+/// attempt order. Crashes are the attempt's `crash`, shown with failures.
+pub(crate) fn findings(c: &CellRecord) -> Vec<(&Attempt, &ConsoleFinding)> {
+    c.attempts
+        .iter()
+        .flat_map(|a| a.warnings.iter().map(move |f| (a, f)))
+        .collect()
+}
+
+/// `hung-task: INFO: task mkdir:151 blocked for more than 5 seconds.`
+pub(crate) fn finding_line(f: &ConsoleFinding) -> String {
+    format!("{}: {}", f.kind, f.title)
+}
+
+/// The artefact a finding's excerpt was read from: the attempt's console
+/// log, or its `dmesg` (falling back to the console log when it has none).
+pub(crate) fn finding_log<'a>(a: &'a Attempt, f: &ConsoleFinding) -> &'a str {
+    match (f.source, a.artifacts.dmesg.as_deref()) {
+        (FindingSource::Dmesg, Some(d)) => d,
+        _ => &a.artifacts.console,
     }
 }
 

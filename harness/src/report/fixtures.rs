@@ -34,6 +34,7 @@ pub fn cell(
             let d = format!("{dir}/attempt-{}", i + 1);
             a.artifacts = Artifacts {
                 journal: None,
+                dmesg: None,
                 console: format!("{d}/console.log"),
                 stdout: format!("{d}/stdout.log"),
                 stderr: format!("{d}/stderr.log"),
@@ -69,9 +70,10 @@ pub fn mixed() -> RunSummary {
         7,
     );
     crashed.attempts[0].crash = Some(ConsoleFinding {
-        kind: "panic".into(),
+        kind: FindingKind::Panic,
         title: "Kernel panic - not syncing: Out of memory".into(),
         excerpt: "Kernel panic - not syncing: Out of memory\nCPU: 0 PID: 1".into(),
+        source: FindingSource::Console,
     });
     let mut errored = cell("pid-leak", "6.12", "v2", Expect::Reproduced, &[Error], 0);
     errored.attempts[0].phase = Some(Phase::Boot);
@@ -107,5 +109,21 @@ pub fn mixed() -> RunSummary {
         errored,
     ];
     s.cells[4].key_metric = None;
+    let passed = &mut s.cells[0].attempts[0];
+    passed.artifacts.dmesg = Some(format!("{}/dmesg.log", passed.artifacts.dir));
+    passed.warnings = vec![warning()];
     s
+}
+
+/// A kernel warning whose excerpt came from `dmesg`.
+pub fn warning() -> ConsoleFinding {
+    ConsoleFinding {
+        kind: FindingKind::Warning,
+        title: "WARNING: CPU: 0 PID: 151 at mm/memcontrol.c:7129 <mem_cgroup>+0x1/0x2".into(),
+        excerpt: "------------[ cut here ]------------\n\
+                  WARNING: CPU: 0 PID: 151 at mm/memcontrol.c:7129 <mem_cgroup>+0x1/0x2\n\
+                  Modules linked in: fuse\nCall Trace:\n <TASK>"
+            .into(),
+        source: FindingSource::Dmesg,
+    }
 }

@@ -10,7 +10,8 @@
 
 use super::chart::{series, timings};
 use super::describe::{
-    attempt_fraction, capped_note, key_metric, problem, representative, status_counts, KUBELET_NOTE,
+    attempt_fraction, capped_note, finding_line, finding_log, findings, key_metric, problem,
+    representative, status_counts, KUBELET_NOTE,
 };
 use super::escape::{href, html as esc};
 use super::format::{self, first_line};
@@ -103,6 +104,7 @@ pub fn html(s: &RunSummary) -> String {
     let grids = grids(s);
     results(&mut o, &grids);
     problems(&mut o, &grids);
+    warnings(&mut o, &grids);
     timings(&mut o, &grids);
     series(&mut o, &grids);
     let _ = write!(
@@ -213,6 +215,9 @@ fn attempt_links(o: &mut String, a: &Attempt, numbered: bool) {
     }
     if let Some(j) = a.artifacts.journal.as_deref().filter(|j| !j.is_empty()) {
         let _ = write!(o, "<a class=\"log\" href=\"{}\">journal{n}</a>", href(j));
+    }
+    if let Some(d) = a.artifacts.dmesg.as_deref().filter(|d| !d.is_empty()) {
+        let _ = write!(o, "<a class=\"log\" href=\"{}\">dmesg{n}</a>", href(d));
     }
     if !a.artifacts.dir.is_empty() {
         let mut dir = a.artifacts.dir.clone();
@@ -338,7 +343,7 @@ fn problems(o: &mut String, grids: &[Grid]) {
                     let _ = write!(
                         o,
                         "<details open><summary>{}: {}</summary><pre>{}</pre></details>",
-                        esc(&crash.kind),
+                        esc(crash.kind.as_str()),
                         esc(&crash.title),
                         esc(&crash.excerpt)
                     );
@@ -350,12 +355,12 @@ fn problems(o: &mut String, grids: &[Grid]) {
                         esc(&a.reason)
                     );
                 }
-                for w in &a.warnings {
+                if !a.warnings.is_empty() {
                     let _ = write!(
                         o,
-                        "<details><summary>warning: {}</summary><pre>{}</pre></details>",
-                        esc(&w.title),
-                        esc(&w.excerpt)
+                        "<div class=\"muted\">{} kernel-log warning(s): see \
+                         <a href=\"#warnings\">Warnings</a></div>",
+                        a.warnings.len()
                     );
                 }
                 if let Some(note) = capped_note(a) {
@@ -363,6 +368,38 @@ fn problems(o: &mut String, grids: &[Grid]) {
                 }
             }
             o.push_str("</div>\n");
+        }
+    }
+    if any {
+        o.push_str("</section>\n");
+    }
+}
+
+/// Every cell's kernel-log findings, whatever its status: title, excerpt,
+/// and a link to the log it was read from.
+fn warnings(o: &mut String, grids: &[Grid]) {
+    let mut any = false;
+    for g in grids {
+        for c in g.iter() {
+            for (a, f) in findings(c) {
+                if !any {
+                    o.push_str("<section class=\"warnings\" id=\"warnings\"><h2>Warnings</h2>\n");
+                    any = true;
+                }
+                let log = finding_log(a, f);
+                let _ = writeln!(
+                    o,
+                    "<div class=\"problem\"><div><code>{}</code> attempt {}: {}</div>\
+                     <details open><summary>excerpt from <a href=\"{}\">{}</a></summary>\
+                     <pre>{}</pre></details></div>",
+                    esc(&case_name(c, &g.varying)),
+                    a.number,
+                    esc(&finding_line(f)),
+                    href(log),
+                    esc(log.rsplit('/').next().unwrap_or(log)),
+                    esc(&f.excerpt)
+                );
+            }
         }
     }
     if any {
@@ -408,6 +445,35 @@ mod tests {
             .contains("http://"));
         assert!(!h.contains("https://"));
         assert!(!h.contains("url("), "no external resources from CSS");
+    }
+
+    #[test]
+    fn every_cells_warnings_have_title_excerpt_and_log() {
+        let h = html(&mixed());
+        assert!(
+            h.contains("<section class=\"warnings\" id=\"warnings\"><h2>Warnings</h2>"),
+            "{h}"
+        );
+        assert!(
+            h.contains(
+                "<code>memcg-fill[kernel=6.1,cgroup=v1]</code> attempt 1: warning: WARNING: CPU: 0 \
+                 PID: 151 at mm/memcontrol.c:7129 &lt;mem_cgroup&gt;+0x1/0x2</div>"
+            ),
+            "{h}"
+        );
+        assert!(
+            h.contains("Modules linked in: fuse\nCall Trace:\n &lt;TASK&gt;</pre>"),
+            "{h}"
+        );
+        assert!(h.contains(
+            "excerpt from <a href=\"memcg-fill__kernel=6.1__cgroup=v1/attempt-1/dmesg.log\">dmesg.log</a>"
+        ));
+        assert!(h.contains(
+            "<a class=\"log\" href=\"memcg-fill__kernel=6.1__cgroup=v1/attempt-1/dmesg.log\">dmesg</a>"
+        ));
+        let mut quiet = mixed();
+        quiet.cells[0].attempts[0].warnings.clear();
+        assert!(!html(&quiet).contains("id=\"warnings\""));
     }
 
     #[test]

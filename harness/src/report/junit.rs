@@ -21,10 +21,12 @@
 //! - `expect = any` cells that ran → success; the outcome is a property.
 //!
 //! Every case has properties (kernel package, version and release, accel,
-//! machine, outcome, expect, status, attempts, parameters, key metric) and a
-//! system-out pointing at each attempt's artefacts.
+//! machine, outcome, expect, status, attempts, parameters, key metric,
+//! number of kernel-log warnings), a system-out pointing at each attempt's
+//! artefacts, and a system-err with every attempt's kernel-log warnings
+//! (title, log, excerpt), whatever the case's status.
 
-use super::describe::representative;
+use super::describe::{finding_line, finding_log, findings, representative};
 use super::format::{first_line, metric};
 use super::grid::{case_name, grids};
 use super::{CellRecord, RunSummary, Status};
@@ -63,7 +65,13 @@ fn description(a: &Attempt) -> String {
 
 fn artifacts_text(a: &Attempt) -> String {
     let t = &a.timings;
-    format!(
+    let dmesg = a
+        .artifacts
+        .dmesg
+        .as_deref()
+        .map(|d| format!("  dmesg:     {d}\n"))
+        .unwrap_or_default();
+    let text = format!(
         "attempt {}: {} in {:.1} s (image {:.1} s, boot {:.1} s, scenario {:.1} s, teardown {:.1} s): {}\n  \
          artifacts: {}/\n  console:   {}\n  stdout:    {}\n  stderr:    {}\n",
         a.number,
@@ -78,7 +86,8 @@ fn artifacts_text(a: &Attempt) -> String {
         a.artifacts.console,
         a.artifacts.stdout,
         a.artifacts.stderr,
-    )
+    );
+    text + &dmesg
 }
 
 fn rerun(a: &Attempt) -> TestRerun {
@@ -221,12 +230,36 @@ fn case(c: &CellRecord, varying: &[String]) -> TestCase {
             props.push(Property::new(format!("metric.{name}"), metric(m)));
         }
     }
+    let warnings = findings(c);
+    if !warnings.is_empty() {
+        props.push(Property::new("warnings", warnings.len().to_string()));
+    }
     t.add_properties(props);
     let out: String = c.attempts.iter().map(artifacts_text).collect();
     if !out.is_empty() {
         t.set_system_out(out);
     }
+    if !warnings.is_empty() {
+        t.set_system_err(warnings_text(&warnings));
+    }
     t
+}
+
+/// The kernel-log warnings of a case: per warning, a line with the attempt,
+/// kind, title and log, then the excerpt.
+fn warnings_text(warnings: &[(&Attempt, &crate::model::ConsoleFinding)]) -> String {
+    warnings
+        .iter()
+        .map(|(a, f)| {
+            format!(
+                "attempt {}: {} (from {})\n{}\n\n",
+                a.number,
+                finding_line(f),
+                finding_log(a, f),
+                f.excerpt
+            )
+        })
+        .collect()
 }
 
 /// Renders the run as JUnit XML.
@@ -327,6 +360,20 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("console:   memcg-fill__kernel=6.1__cgroup=v1/attempt-1/console.log"));
+        assert!(out.contains("dmesg:     memcg-fill__kernel=6.1__cgroup=v1/attempt-1/dmesg.log"));
+        // A passed case still carries its kernel warnings.
+        assert_eq!(prop(first, "warnings"), Some("1"));
+        let err = first.system_err.as_ref().unwrap().as_str();
+        assert!(
+            err.starts_with(
+                "attempt 1: warning: WARNING: CPU: 0 PID: 151 at mm/memcontrol.c:7129 \
+                 <mem_cgroup>+0x1/0x2 (from memcg-fill__kernel=6.1__cgroup=v1/attempt-1/dmesg.log)\n\
+                 ------------[ cut here ]------------\n"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("Modules linked in: fuse"), "{err}");
+        assert!(r.test_suites[0].test_cases[1].system_err.is_none());
         let suite_props: Vec<&str> = r.test_suites[0]
             .properties
             .iter()

@@ -2,9 +2,10 @@
 //! a pull-request comment. Rendered from a [`RunSummary`] only.
 
 use super::describe::{
-    attempt_fraction, capped_note, key_metric, problem, status_counts, KUBELET_NOTE,
+    attempt_fraction, capped_note, finding_line, finding_log, findings, key_metric, problem,
+    status_counts, KUBELET_NOTE,
 };
-use super::escape::{markdown as md, markdown_code};
+use super::escape::{html, markdown as md, markdown_code};
 use super::grid::{case_name, grids};
 use super::symbols::{legend, marker, outcome_symbol, status_symbol, Glyphs};
 use super::{CellRecord, RunSummary, Status};
@@ -103,6 +104,7 @@ pub fn markdown(s: &RunSummary) -> String {
         }
         out.push('\n');
     }
+    warnings(&mut out, s);
     let mut capped = vec![];
     for g in grids(s) {
         for c in g.iter() {
@@ -127,6 +129,47 @@ pub fn markdown(s: &RunSummary) -> String {
     }
     let _ = writeln!(out, "<sub>{}</sub>", legend(Glyphs::Emoji));
     out
+}
+
+/// At most this many warnings get their excerpt (a CI job summary is
+/// limited in size); the rest are counted, and every one is in
+/// `report.html` and `summary.json`.
+const MAX_WARNINGS: usize = 50;
+
+/// Every cell's kernel-log warnings: title in a `<details>` summary, the
+/// excerpt inside, and the log it was read from.
+fn warnings(out: &mut String, s: &RunSummary) {
+    let grids = grids(s);
+    let mut all = vec![];
+    for g in &grids {
+        for c in g.iter() {
+            let name = case_name(c, &g.varying);
+            all.extend(findings(c).into_iter().map(|(a, f)| (name.clone(), a, f)));
+        }
+    }
+    if all.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "### Warnings\n");
+    for (name, a, f) in all.iter().take(MAX_WARNINGS) {
+        let _ = writeln!(
+            out,
+            "<details><summary><code>{}</code> attempt {}: {}</summary>\n\n<pre>{}</pre>\n\n\
+             from <code>{}</code>\n</details>\n",
+            html(name),
+            a.number,
+            html(&finding_line(f)),
+            html(&f.excerpt),
+            html(finding_log(a, f)),
+        );
+    }
+    if all.len() > MAX_WARNINGS {
+        let _ = writeln!(
+            out,
+            "{} more warnings: see `report.html` or `summary.json`.\n",
+            all.len() - MAX_WARNINGS
+        );
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +208,19 @@ accelerator tcg · repro 0.1.0 · started 2026-11-22T20:00:00Z · finished 2026-
 - ⚠️ `memcg-fill[kernel=6.12,cgroup=v1]`: flaky, expected reproduced: reproduced ×2, not-reproduced ×1: not-reproduced because of attempt 2
 - ❌ `memcg-fill[kernel=6.12,cgroup=v2]`: expected not-reproduced, got crashed: crashed because of attempt 1
 - 🛠 `pid-leak[kernel=6.12,cgroup=v2]`: error in boot: qemu exited with status 1
+
+### Warnings
+
+<details><summary><code>memcg-fill[kernel=6.1,cgroup=v1]</code> attempt 1: warning: WARNING: CPU: 0 PID: 151 at mm/memcontrol.c:7129 &lt;mem_cgroup&gt;+0x1/0x2</summary>
+
+<pre>------------[ cut here ]------------
+WARNING: CPU: 0 PID: 151 at mm/memcontrol.c:7129 &lt;mem_cgroup&gt;+0x1/0x2
+Modules linked in: fuse
+Call Trace:
+ &lt;TASK&gt;</pre>
+
+from <code>memcg-fill__kernel=6.1__cgroup=v1/attempt-1/dmesg.log</code>
+</details>
 
 <sub>● reproduced · ○ not reproduced · – skipped · 💥 crashed · ⏱ timeout · 🛠 error · × cancelled · ✅ as expected · ❌ not as expected · ⚠️ flaky (attempts disagree) · n/m: attempts with that outcome</sub>
 ";

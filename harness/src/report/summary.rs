@@ -97,6 +97,7 @@ pub(crate) mod tests {
             kernel: KernelInfo {
                 alias: "6.1".into(),
                 package: Some("linux-image-6.1.0-50-amd64-unsigned".into()),
+                packages: Vec::new(),
                 version: Some("6.1.176-1".into()),
                 release: "6.1.0-50-amd64".into(),
                 sha256: "ab".into(),
@@ -121,6 +122,7 @@ pub(crate) mod tests {
             crash: None,
             warnings: vec![],
             exit_status: Some(0),
+            retry: Retry::MayHelp,
             artifacts: Artifacts::default(),
             started_at: "2026-11-22T20:00:00Z".into(),
             limits: None,

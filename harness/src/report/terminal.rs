@@ -4,7 +4,7 @@
 
 use crate::model::Attempt;
 use crate::model::{Event, EventSink};
-use crate::report::symbols;
+use crate::report::{describe, symbols};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -110,6 +110,32 @@ pub fn attempt_line(id: &str, a: &Attempt, key_metric: Option<&str>) -> String {
     )
 }
 
+/// Lines of an attempt's excerpt shown in the terminal, from the finding's
+/// own line on; the whole excerpt is in the reports and the log.
+const EXCERPT_LINES: usize = 8;
+
+/// The attempt's kernel-log warnings, for under its line: per warning its
+/// kind and title, the head of its excerpt, and the log that has the rest.
+pub fn attempt_warnings(a: &Attempt) -> Vec<String> {
+    let mut out = vec![];
+    for f in &a.warnings {
+        out.push(format!("  ! {}", describe::finding_line(f)));
+        let lines: Vec<&str> = f.excerpt.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.contains(f.title.as_str()))
+            .map_or(0, |i| i + 1);
+        out.extend(
+            lines[at.min(lines.len())..]
+                .iter()
+                .take(EXCERPT_LINES)
+                .map(|l| format!("    | {l}")),
+        );
+        out.push(format!("    (excerpt in {})", describe::finding_log(a, f)));
+    }
+    out
+}
+
 impl EventSink for TerminalReporter {
     fn event(&self, event: &Event) {
         match event {
@@ -186,6 +212,9 @@ impl EventSink for TerminalReporter {
             } => {
                 self.finish_bar(id);
                 self.line(&attempt_line(id, attempt, key_metric.as_deref()));
+                for l in attempt_warnings(attempt) {
+                    self.line(&l);
+                }
             }
             Event::RunFinished { dir, interrupted } => {
                 self.finish_bar("overall");
@@ -272,6 +301,24 @@ mod tests {
         );
         assert!(t.contains("created=65533 cgroups"), "{t}");
         assert!(t.contains("1 cell(s): 1 passed"), "{t}");
+    }
+
+    #[test]
+    fn warnings_show_title_excerpt_and_log() {
+        let mut a = attempt(Outcome::Reproduced);
+        assert!(attempt_warnings(&a).is_empty());
+        a.artifacts.dmesg = Some("c/attempt-1/dmesg.log".into());
+        a.warnings = vec![crate::report::fixtures::warning()];
+        assert_eq!(
+            attempt_warnings(&a),
+            [
+                "  ! warning: WARNING: CPU: 0 PID: 151 at mm/memcontrol.c:7129 <mem_cgroup>+0x1/0x2",
+                "    | Modules linked in: fuse",
+                "    | Call Trace:",
+                "    |  <TASK>",
+                "    (excerpt in c/attempt-1/dmesg.log)",
+            ]
+        );
     }
 
     #[test]

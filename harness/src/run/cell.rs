@@ -15,13 +15,12 @@ use super::RunLimits;
 use crate::caplog::{CappedFile, Capture, Marker};
 use crate::guest::{self, Activity, Cmd, GuestError, GuestSession, KeyPair};
 use crate::model::{
-    Artifacts, Attempt, Captured, Event, EventSink, Limits, Outcome, Phase, RootfsInfo, StopReason,
-    Timings,
+    Artifacts, Attempt, Captured, Event, EventSink, FindingKind, FindingSource, Limits, Outcome,
+    Phase, RootfsInfo, StopReason, Timings,
 };
 use crate::plan::PlannedCell;
 use crate::scenario;
-use crate::vm::console::Severity;
-use crate::vm::{Accel, Vm, VmSpec};
+use crate::vm::{console, Accel, Vm, VmSpec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +39,9 @@ const FETCH_AFTER_TIMEOUT: Duration = Duration::from_secs(10);
 const OUT_DIR: &str = "/repro/out";
 /// The note written into `out/` when artefacts passed their cap.
 const TRUNCATED_NOTE: &str = "REPRO-TRUNCATED.txt";
+/// How long a guest that dropped the scenario's SSH session gets to answer
+/// a new one (its init or systemd restarts the SSH server at once).
+const RECONNECT_WAIT: Duration = Duration::from_secs(20);
 
 /// Settings shared by all cells of a run.
 pub struct RunContext<'a> {
@@ -86,6 +88,7 @@ pub fn run_attempt(
         stderr: format!("{rel_dir}/stderr.log"),
         result: format!("{rel_dir}/out/result.jsonl"),
         journal: rootfs.map(|_| format!("{rel_dir}/journal.log")),
+        dmesg: None,
     };
     let mut attempt = Attempt {
         number,
@@ -111,6 +114,7 @@ pub fn run_attempt(
         crash: None,
         warnings: vec![],
         exit_status: None,
+        retry: Default::default(),
         artifacts,
         started_at: super::now_rfc3339(),
         limits: None,
@@ -172,6 +176,7 @@ pub fn run_attempt(
         }
     };
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], vm.spec.ssh_port));
+    let host_key = rootfs.map_or(&kernel.host_key_blob, |r| &r.host_key_blob);
     let deadline = Instant::now() + ctx.boot_timeout;
     // /init prints REPRO-READY once sshd listens: connecting earlier only
     // leaves a handshake hanging on a guest port nobody answers yet.
@@ -182,13 +187,7 @@ pub fn run_attempt(
         let cancel = ctx.cancel.clone();
         let mut watch = |_: Activity| guest_gone(&mut vm, &cancel);
         match ready {
-            Ok(()) => GuestSession::connect(
-                addr,
-                ctx.key,
-                Some(rootfs.map_or(&kernel.host_key_blob, |r| &r.host_key_blob)),
-                deadline,
-                &mut watch,
-            ),
+            Ok(()) => GuestSession::connect(addr, ctx.key, Some(host_key), deadline, &mut watch),
             Err(why) => Err(GuestError::Stopped(why)),
         }
     };
@@ -201,11 +200,22 @@ pub fn run_attempt(
                 let r = c.title.clone();
                 attempt.crash = Some(c);
                 (Outcome::Crashed, r)
+            } else if let Some(i) = vm
+                .console
+                .findings()
+                .iter()
+                .find(|f| f.kind == FindingKind::InitExit)
+            {
+                (Outcome::Error, result::init_exit_reason(i))
             } else if ctx.cancel.load(Ordering::SeqCst) {
                 (
                     Outcome::Cancelled,
                     "the run was interrupted during boot".into(),
                 )
+            } else if let GuestError::Stopped(stop @ StopReason::GuestFailed(_)) = &e {
+                // /init said what it lacks: the same image would fail again.
+                attempt.retry = stop.retry();
+                (Outcome::Error, stop.to_string())
             } else {
                 (
                     Outcome::Error,
@@ -218,7 +228,7 @@ pub fn run_attempt(
             attempt.outcome = outcome;
             attempt.reason = reason;
             attempt.phase = Some(Phase::Boot);
-            attempt.warnings = vm.console.findings(Severity::Warning);
+            attempt.warnings = vm.console.findings();
             record_capture(&mut attempt, Captured::Console, vm.console.log_capture());
             finish(&mut attempt, started, &dir);
             return attempt;
@@ -239,48 +249,75 @@ pub fn run_attempt(
     };
     // Findings come in console order: those after this many are the
     // scenario's (an OOM kill among them explains a script that died).
-    let warnings_before = vm.console.findings(Severity::Warning).len();
+    let warnings_before = vm.console.findings().len();
     let (end, logs) = run_scenario(ctx, cell, env, &session, &mut vm, &dir, &bounds);
     attempt.timings.scenario = scen_start.elapsed().as_secs_f64();
     record_capture(&mut attempt, Captured::Stdout, logs.stdout);
     record_capture(&mut attempt, Captured::Stderr, logs.stderr);
 
     // Fetch whatever the scenario left, even after a failure, if the guest
-    // still answers: briefly when it may not.
+    // still answers: over the scenario's session, or over a new one when
+    // the scenario dropped it (e.g. `kill -9 -1` took the SSH server, which
+    // the guest's init restarts); briefly when it may not answer.
     let teardown_start = Instant::now();
-    let fetch_deadline = teardown_start
-        + match end {
-            ScriptEnd::Exited(_) => FETCH_TIMEOUT,
-            _ => FETCH_AFTER_TIMEOUT,
-        };
     let out_dir = dir.join("out");
     let _ = std::fs::create_dir_all(&out_dir);
-    let reachable = !matches!(end, ScriptEnd::Lost(_) | ScriptEnd::Cancelled);
-    if reachable && vm.exited().is_none() {
-        let fetched = fetch_out(&session, &out_dir, &ctx.limits, fetch_deadline);
+    let again = match end {
+        ScriptEnd::Lost(_) if vm.exited().is_none() && vm.console.crash().is_none() => {
+            let cancel = ctx.cancel.clone();
+            let mut watch = |_: Activity| guest_gone(&mut vm, &cancel);
+            let deadline = Instant::now() + RECONNECT_WAIT;
+            GuestSession::connect(addr, ctx.key, Some(host_key), deadline, &mut watch).ok()
+        }
+        _ => None,
+    };
+    // A guest that ended the scenario itself, or answered again, gets time
+    // for the fetches; one that timed out, stalled or went away does not.
+    let fetch_deadline = Instant::now()
+        + match (&end, &again) {
+            (ScriptEnd::Exited(_), _) | (_, Some(_)) => FETCH_TIMEOUT,
+            _ => FETCH_AFTER_TIMEOUT,
+        };
+    let evidence = match end {
+        ScriptEnd::Lost(_) => again.as_ref(),
+        _ => Some(&session),
+    };
+    let mut dmesg = None;
+    if let Some(s) = evidence.filter(|_| vm.exited().is_none()) {
+        let fetched = fetch_out(s, &out_dir, &ctx.limits, fetch_deadline);
         record_capture(&mut attempt, Captured::Result, fetched.result);
         record_capture(&mut attempt, Captured::Out, Some(fetched.out));
+        if rootfs.is_some() {
+            let kept = save_journal(
+                s,
+                &dir.join("journal.log"),
+                ctx.limits.log_cap,
+                fetch_deadline,
+            );
+            record_capture(&mut attempt, Captured::Journal, kept);
+        }
+        dmesg = save_dmesg(s, &dir.join("dmesg.log"), fetch_deadline);
+        if dmesg.is_some() {
+            attempt.artifacts.dmesg = Some(format!("{rel_dir}/dmesg.log"));
+        }
     }
-    if rootfs.is_some() && reachable && vm.exited().is_none() {
-        let kept = save_journal(
-            &session,
-            &dir.join("journal.log"),
-            ctx.limits.log_cap,
-            fetch_deadline,
-        );
-        record_capture(&mut attempt, Captured::Journal, kept);
-    }
+    // A guest that answered again outlived the session it dropped.
+    let end = match end {
+        ScriptEnd::Lost(why) if again.is_some() => ScriptEnd::Dropped(why),
+        end => end,
+    };
     let script = result::parse_result(
         &std::fs::read_to_string(out_dir.join("result.jsonl")).unwrap_or_default(),
     );
-    // QEMU first: the session's sockets then close at once instead of
+    // QEMU first: the sessions' sockets then close at once instead of
     // waiting on a guest that may not answer.
     vm.kill();
+    drop(again);
     drop(session);
     record_capture(&mut attempt, Captured::Console, vm.console.log_capture());
     let crash = vm.console.crash();
     let stderr_tail = read_tail(&dir.join("stderr.log"), 64 * 1024);
-    let warnings = vm.console.findings(Severity::Warning);
+    let warnings = vm.console.findings();
     let during = warnings.get(warnings_before..).unwrap_or_default();
     let (outcome, reason, phase) =
         result::decide(&end, &script, crash.as_ref(), &stderr_tail, during);
@@ -294,7 +331,14 @@ pub fn run_attempt(
     };
     attempt.metrics = script.metrics;
     attempt.series = script.series;
-    attempt.warnings = warnings;
+    // The console is the source; `dmesg` adds what it printed below the
+    // console's level (a guest that died has only its console).
+    attempt.warnings = console::merge_dmesg(
+        warnings,
+        dmesg
+            .map(|t| console::classify_log(&t, FindingSource::Dmesg))
+            .unwrap_or_default(),
+    );
     attempt.timings.teardown = teardown_start.elapsed().as_secs_f64();
     finish(&mut attempt, started, &dir);
     attempt
@@ -341,6 +385,17 @@ fn save_journal(
         let _ = log.put(format!("\njournalctl failed: {e}\n").as_bytes());
     }
     log.finish().ok()
+}
+
+/// Saves the guest's `dmesg` (every level; the kernel's log buffer bounds
+/// its size) and returns it, best effort.
+fn save_dmesg(session: &GuestSession, path: &Path, deadline: Instant) -> Option<String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let o = session
+        .exec("dmesg", left.min(Duration::from_secs(30)))
+        .ok()?;
+    std::fs::write(path, &o.stdout).ok()?;
+    Some(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 /// Why a watched guest operation should stop, if it should.

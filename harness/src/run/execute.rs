@@ -208,6 +208,11 @@ pub fn execute(
                 sink.event(&Event::CellStarted { id: id.clone() });
                 let ready = match (kernel, rootfs) {
                     (Err(e), _) | (_, Some(Err(e))) => Err(e.clone()),
+                    // A required root-disk driver the kernel lacks: only
+                    // root-filesystem cells are concerned.
+                    (Ok(p), Some(Ok(_))) if p.rootfs_unusable.is_some() => {
+                        Err(p.rootfs_unusable.clone().unwrap_or_default())
+                    }
                     (Ok(p), r) => Ok((p, r.and_then(|r| r.as_ref().ok()))),
                 };
                 let attempts = match ready {
@@ -312,8 +317,9 @@ fn run_cell(
             number += 1;
             let a = cell::run_attempt(ctx, plan, env, p, rootfs, number);
             // Retry infrastructure failures only: a script that exited
-            // non-zero broke its contract, and would again.
-            let infra = a.outcome == Outcome::Error && a.exit_status.is_none();
+            // non-zero broke its contract, and would again; a guest that
+            // said what it lacks would say it again.
+            let infra = a.worth_retrying();
             ctx.sink.event(&Event::AttemptFinished {
                 id: plan.id(),
                 attempt: Box::new(a.clone()),
@@ -369,6 +375,7 @@ fn harness_attempt(
         crash: None,
         warnings: vec![],
         exit_status: None,
+        retry: Default::default(),
         artifacts: Default::default(),
         started_at: now_rfc3339(),
         limits: None,

@@ -4,8 +4,8 @@
 
 use crate::images::cache::Cache;
 use crate::images::debian::{self, Archive, PackageQuery};
-use crate::images::initramfs::{self, ModuleBlob, PackageTree, Userland};
-use crate::images::kernel::{self, KernelSpec, ResolvedKernel};
+use crate::images::initramfs::{self, ModuleBlob, PackageTree, Purpose, RequiredModule, Userland};
+use crate::images::kernel::{self, Builtins, KernelSpec, Presence, ResolvedKernel};
 use crate::images::rootfs;
 use crate::keys;
 use crate::model::KernelInfo;
@@ -24,6 +24,9 @@ pub struct PreparedKernel {
     pub image: PathBuf,
     pub image_sha256: String,
     pub host_key_blob: Vec<u8>,
+    /// Why this kernel cannot boot a root-filesystem guest (a required rootfs driver is
+    /// known missing), if it cannot; initramfs guests are not concerned.
+    pub rootfs_unusable: Option<String>,
     /// Seconds spent getting here (0 when everything was cached).
     pub image_secs: f64,
 }
@@ -57,12 +60,13 @@ pub enum PrepareError {
     BadHostKey { path: PathBuf },
     #[error("the image of rootfs {name} records no valid host key; rebuild it with `repro images build {name} --rebuild`")]
     RootfsHostKey { name: String },
-    #[error("kernel {kernel} has no module {module} (needed for {needed_for}) in {dir}")]
+    #[error("kernel {kernel} has no {module}, which {needed_for} needs: {why} (modules folder: {dir}); use a kernel built with it")]
     MissingModule {
         kernel: String,
         module: String,
         needed_for: String,
-        dir: PathBuf,
+        why: String,
+        dir: String,
     },
     #[error("userland package name `{0}` is not a valid pattern: {1}")]
     PackageName(String, regex::Error),
@@ -183,36 +187,31 @@ pub fn prepare_kernel(
     let userland = Userland::load(&root.join("images/userland.toml"))?;
     let packages = fetch_userland(&archive, cache, &userland, sink)?;
 
-    let (modules, rootfs_modules) = match &k.modules_dir {
-        Some(dir) => {
-            let base = module_blobs(
-                dir,
-                &userland.modules,
-                &userland.required_modules,
-                &[],
-                arg,
-                "the guest network",
-            )?;
-            let names: Vec<String> = base.iter().map(|b| b.name.clone()).collect();
-            let extra = module_blobs(
-                dir,
-                &userland.rootfs_modules,
-                &userland.required_rootfs_modules,
-                &names,
-                arg,
-                "root-filesystem guests",
-            )?;
-            (base, extra)
-        }
-        None => (Vec::new(), Vec::new()),
-    };
+    let g = guest_modules(
+        &kernel::ConfigPlaces {
+            packaged: k.config.as_deref(),
+            vmlinuz: Some(&k.vmlinuz),
+            release: Some(&k.release),
+            vmlinux: k.vmlinux.as_deref(),
+            modules_dir: k.modules_dir.as_deref(),
+        },
+        &userland,
+        arg,
+    )?;
+    if !g.unavailable.is_empty() {
+        sink.event(&Event::Notice(Notice::KernelModules {
+            kernel: arg.to_string(),
+            text: g.unavailable.join("; "),
+        }));
+    }
     let kit = crate::kit::KIT_BINARY;
     let inputs = initramfs::Inputs {
         userland: &userland,
         packages: &packages,
         kernel_sha256: &k.hash,
-        modules: &modules,
-        rootfs_modules: &rootfs_modules,
+        modules: &g.base,
+        rootfs_modules: &g.rootfs,
+        required: &g.required,
         kit,
     };
     let img = initramfs::ensure(cache, &inputs)?;
@@ -234,6 +233,11 @@ pub fn prepare_kernel(
         info: KernelInfo {
             alias: arg.to_string(),
             package: k.package.clone(),
+            packages: if k.packages.len() > 1 {
+                k.packages.clone()
+            } else {
+                Vec::new()
+            },
             version: k.version.clone(),
             release: k.release.clone(),
             sha256: k.hash.clone(),
@@ -243,46 +247,131 @@ pub fn prepare_kernel(
         image: img.image,
         image_sha256: img.hash,
         host_key_blob,
+        rootfs_unusable: g.rootfs_unusable,
         image_secs: start.elapsed().as_secs_f64(),
     })
 }
 
-/// `wanted` modules of the kernel in `dir` with their dependencies, in
-/// load order, leaving out `skip`; a missing `required` one is an error.
-fn module_blobs(
-    dir: &Path,
-    wanted: &[String],
-    required: &[String],
-    skip: &[String],
+/// The kernel modules of a guest image.
+#[derive(Debug)]
+struct GuestModules {
+    /// Loaded by every guest, in order.
+    base: Vec<ModuleBlob>,
+    /// Loaded by root-filesystem guests after `base`, in order.
+    rootfs: Vec<ModuleBlob>,
+    /// The required drivers and what is known of them (`/etc/repro/required`).
+    required: Vec<RequiredModule>,
+    /// Why root-filesystem guests cannot boot on this kernel, if they cannot.
+    rootfs_unusable: Option<String>,
+    /// Wanted modules that are not there or not known to be, one phrase each.
+    unavailable: Vec<String>,
+}
+
+/// The modules for the guests of the kernel `places` describes (its modules folder among
+/// them). Whether a wanted module without a file is built in comes from `modules.builtin`,
+/// else the kernel's config (`kernel::Builtins`); a required one known missing fails here
+/// for the network (every guest needs it) and marks the kernel unusable for
+/// root-filesystem guests for the root disk (initramfs guests never need it); one nobody
+/// can tell about is left to the guest's `/init`, which names it if it fails.
+fn guest_modules(
+    places: &kernel::ConfigPlaces,
+    userland: &Userland,
     arg: &str,
-    needed_for: &str,
-) -> Result<Vec<ModuleBlob>, PrepareError> {
-    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
-    let mut blobs = Vec::new();
-    for m in kernel::module_load_order(dir, &wanted)? {
-        if skip.contains(&m.name) {
-            continue;
+) -> Result<GuestModules, PrepareError> {
+    let dir = places.modules_dir;
+    let builtins = Builtins::for_kernel(dir, || kernel::find_config(places), &userland.kconfig)?;
+    let dir_text = dir.map_or_else(|| "none".to_string(), |d| d.display().to_string());
+    let mut g = GuestModules {
+        base: Vec::new(),
+        rootfs: Vec::new(),
+        required: Vec::new(),
+        rootfs_unusable: None,
+        unavailable: Vec::new(),
+    };
+    for (purpose, wanted, required) in [
+        (Purpose::Net, &userland.modules, &userland.required_modules),
+        (
+            Purpose::Root,
+            &userland.rootfs_modules,
+            &userland.required_rootfs_modules,
+        ),
+    ] {
+        let mut names: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        for r in required {
+            if !names.contains(&r.as_str()) {
+                names.push(r);
+            }
         }
-        blobs.push(ModuleBlob {
-            name: m.name.clone(),
-            data: kernel::decompress_module(&m.path)?,
-        });
-    }
-    let builtin = kernel::read_builtin(dir);
-    for req in required {
-        if !builtin.contains(req.as_str())
-            && !blobs.iter().any(|b| &b.name == req)
-            && !skip.contains(req)
-        {
-            return Err(PrepareError::MissingModule {
-                kernel: arg.to_string(),
-                module: req.clone(),
-                needed_for: needed_for.to_string(),
-                dir: dir.to_path_buf(),
+        let plan = kernel::plan_modules(dir, &names, &builtins)?;
+        let mut blobs = Vec::new();
+        for m in plan.load {
+            if g.base.iter().any(|b| b.name == m.name) {
+                continue; // already loaded by every guest
+            }
+            blobs.push(ModuleBlob {
+                data: kernel::decompress_module(&m.path)?,
+                name: m.name,
             });
         }
+        for (name, presence) in plan.wanted {
+            let is_required = required
+                .iter()
+                .any(|r| kernel::normalize_module_name(r) == name);
+            if is_required {
+                let needed_for = match purpose {
+                    Purpose::Net => "every guest",
+                    Purpose::Root => "root-filesystem guests",
+                };
+                match &presence {
+                    Presence::Missing(why) => g
+                        .unavailable
+                        .push(format!("{name} (needed by {needed_for}): {why}")),
+                    Presence::Unknown(why) => g.unavailable.push(format!(
+                        "{name} (needed by {needed_for}): no module file ({why}); the guest checks at boot"
+                    )),
+                    Presence::File | Presence::BuiltIn(_) => {}
+                }
+                if let Presence::Missing(why) = &presence {
+                    match purpose {
+                        Purpose::Net => {
+                            return Err(PrepareError::MissingModule {
+                                kernel: arg.to_string(),
+                                module: name,
+                                needed_for: "the guest network".into(),
+                                why: why.clone(),
+                                dir: dir_text,
+                            })
+                        }
+                        Purpose::Root => {
+                            g.rootfs_unusable.get_or_insert_with(|| {
+                                format!(
+                                    "kernel {arg} cannot boot a root-filesystem guest: it has no {name} ({why}; modules folder: {dir_text})"
+                                )
+                            });
+                        }
+                    }
+                }
+                g.required.push(RequiredModule {
+                    purpose,
+                    name,
+                    presence,
+                });
+            } else {
+                match &presence {
+                    Presence::Missing(why) => g.unavailable.push(format!("{name}: {why}")),
+                    Presence::Unknown(why) => g
+                        .unavailable
+                        .push(format!("{name}: no module file ({why})")),
+                    Presence::File | Presence::BuiltIn(_) => {}
+                }
+            }
+        }
+        match purpose {
+            Purpose::Net => g.base = blobs,
+            Purpose::Root => g.rootfs = blobs,
+        }
     }
-    Ok(blobs)
+    Ok(g)
 }
 
 /// A root-filesystem image, ready to boot under any kernel.
@@ -482,4 +571,155 @@ pub fn choose_accel(
         }
     }
     (a, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::kernel::modules::tests::module_elf;
+
+    fn userland() -> Userland {
+        Userland::parse(
+            Path::new("userland.toml"),
+            r#"
+suite = "bookworm"
+component = "main"
+packages = []
+modules = ["virtio_pci", "virtio_net", "sch_netem"]
+required_modules = ["virtio_net"]
+rootfs_modules = ["virtio_blk", "ext4"]
+required_rootfs_modules = ["virtio_blk", "ext4"]
+[kconfig]
+virtio_pci = "CONFIG_VIRTIO_PCI"
+virtio_net = "CONFIG_VIRTIO_NET"
+sch_netem = "CONFIG_NET_SCH_NETEM"
+virtio_blk = "CONFIG_VIRTIO_BLK"
+ext4 = "CONFIG_EXT4_FS"
+[files]
+"#,
+        )
+        .unwrap()
+    }
+
+    /// A modules folder with these module files (each needing `virtio_ring`, also there).
+    fn modules(root: &Path, names: &[&str]) -> PathBuf {
+        let d = root.join("lib/modules/6.1.0-test");
+        std::fs::create_dir_all(d.join("kernel")).unwrap();
+        std::fs::write(d.join("kernel/virtio_ring.ko"), module_elf(b"depends=\0")).unwrap();
+        for n in names {
+            std::fs::write(
+                d.join(format!("kernel/{n}.ko")),
+                module_elf(b"depends=virtio_ring\0"),
+            )
+            .unwrap();
+        }
+        d
+    }
+
+    fn lines(g: &GuestModules) -> Vec<String> {
+        g.required.iter().map(RequiredModule::line).collect()
+    }
+
+    #[test]
+    fn each_guest_shape_requires_only_its_own_drivers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ul = userland();
+        let d = modules(tmp.path(), &["virtio_net", "virtio_blk"]);
+        std::fs::write(
+            d.join("modules.builtin"),
+            "kernel/drivers/virtio/virtio_pci.ko\n",
+        )
+        .unwrap();
+        let places = kernel::ConfigPlaces {
+            modules_dir: Some(&d),
+            ..Default::default()
+        };
+        // No ext4 anywhere: initramfs guests are fine, rootfs guests cannot boot.
+        let g = guest_modules(&places, &ul, "k").unwrap();
+        let base: Vec<&str> = g.base.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(base, ["virtio_ring", "virtio_net"]);
+        let rootfs: Vec<&str> = g.rootfs.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(rootfs, ["virtio_blk"], "virtio_ring is loaded already");
+        let why = g.rootfs_unusable.as_deref().unwrap();
+        assert!(
+            why.starts_with("kernel k cannot boot a root-filesystem guest: it has no ext4 (no module file, and not listed in modules.builtin"),
+            "{why}"
+        );
+        assert_eq!(
+            lines(&g),
+            [
+                "net virtio_net module -",
+                "root virtio_blk module -",
+                "root ext4 missing no module file, and not listed in modules.builtin"
+            ]
+        );
+        assert_eq!(
+            g.unavailable,
+            [
+                "sch_netem: no module file, and not listed in modules.builtin",
+                "ext4 (needed by root-filesystem guests): no module file, and not listed in modules.builtin"
+            ]
+        );
+
+        // The network driver known missing: refused for every guest.
+        std::fs::remove_file(d.join("kernel/virtio_net.ko")).unwrap();
+        let e = guest_modules(&places, &ul, "k").unwrap_err().to_string();
+        assert!(
+            e.starts_with("kernel k has no virtio_net, which the guest network needs: no module file, and not listed in modules.builtin"),
+            "{e}"
+        );
+
+        // Nothing tells (no modules.builtin, no config): the guest finds out.
+        std::fs::remove_file(d.join("modules.builtin")).unwrap();
+        let g = guest_modules(&places, &ul, "k").unwrap();
+        assert!(g.rootfs_unusable.is_none());
+        assert_eq!(
+            lines(&g)[0],
+            "net virtio_net unknown no modules.builtin and no kernel config to tell whether it is built in"
+        );
+        assert_eq!(g.unavailable.len(), 4, "{:?}", g.unavailable);
+        assert!(
+            g.unavailable.contains(&"virtio_net (needed by every guest): no module file (no modules.builtin and no kernel config to tell whether it is built in); the guest checks at boot".to_string()),
+            "{:?}",
+            g.unavailable
+        );
+
+        // The kernel's config beside it answers instead.
+        let vmlinuz = tmp.path().join("vmlinuz-6.1.0-test");
+        std::fs::write(&vmlinuz, b"bz").unwrap();
+        std::fs::write(
+            tmp.path().join("config-6.1.0-test"),
+            crate::images::kernel::config::tests::DEBIAN_61,
+        )
+        .unwrap();
+        let places = kernel::ConfigPlaces {
+            vmlinuz: Some(&vmlinuz),
+            release: Some("6.1.0-test"),
+            modules_dir: Some(&d),
+            ..Default::default()
+        };
+        let e = guest_modules(&places, &ul, "k").unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "CONFIG_VIRTIO_NET=m in config-6.1.0-test, but there is no virtio_net module file"
+            ),
+            "{e}"
+        );
+        let mut ul_builtin_net = ul.clone();
+        // (as if CONFIG_UNIX, =y there, built it)
+        ul_builtin_net.kconfig.insert(
+            "virtio_net".into(),
+            crate::images::kernel::Symbols::One("CONFIG_UNIX".into()),
+        );
+        let g = guest_modules(&places, &ul_builtin_net, "k").unwrap();
+        assert_eq!(
+            lines(&g)[0],
+            "net virtio_net builtin CONFIG_UNIX=y in config-6.1.0-test"
+        );
+        assert!(g
+            .rootfs_unusable
+            .as_deref()
+            .unwrap()
+            .contains("CONFIG_EXT4_FS=m"));
+    }
 }

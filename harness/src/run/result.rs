@@ -6,7 +6,7 @@
 //! the signal), a timeout, a dropped connection, a kernel crash, an OOM
 //! kill on the console.
 
-use crate::model::{signal_name, ConsoleFinding, Metric, Outcome, Phase, Series};
+use crate::model::{signal_name, ConsoleFinding, FindingKind, Metric, Outcome, Phase, Series};
 use crate::result_line::{self, LineError, ResultLine, Verdict};
 use std::collections::BTreeMap;
 
@@ -117,14 +117,58 @@ pub enum ScriptEnd {
     Cancelled,
     /// The SSH connection broke or the guest went away.
     Lost(String),
+    /// The SSH connection broke, but the guest answered a new session
+    /// afterwards: something inside the guest ended the scenario's.
+    Dropped(String),
 }
 
 /// The OOM killer's report among `findings`: its "Killed process" line
 /// when the console has one, else its first line.
 fn oom_kill(findings: &[ConsoleFinding]) -> Option<&ConsoleFinding> {
-    let mut ooms = findings.iter().filter(|f| f.kind == "oom-kill");
+    let mut ooms = findings.iter().filter(|f| f.kind == FindingKind::OomKill);
     let first = ooms.clone().next();
     ooms.find(|f| f.title.contains("Killed process")).or(first)
+}
+
+/// The first finding of `kind`.
+fn first_of(findings: &[ConsoleFinding], kind: FindingKind) -> Option<&ConsoleFinding> {
+    findings.iter().find(|f| f.kind == kind)
+}
+
+/// How a process ended, from its wait status (`exitcode=0x00000009` in
+/// the kernel's "Attempted to kill init!" panic).
+fn wait_status_text(status: u32) -> String {
+    let signal = (status & 0x7f) as i32;
+    if signal == 0 {
+        return format!("it exited with status {}", (status >> 8) & 0xff);
+    }
+    let name = signal_name(signal)
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    let core = if status & 0x80 != 0 {
+        ", core dumped"
+    } else {
+        ""
+    };
+    format!("it was killed by signal {signal}{name}{core}")
+}
+
+/// The reason of an attempt whose guest's init exited (a
+/// [`FindingKind::InitExit`] finding that is not a kernel fault).
+pub fn init_exit_reason(f: &ConsoleFinding) -> String {
+    let panic = f.title.strip_prefix("kernel panic: ").unwrap_or(&f.title);
+    let how = panic
+        .split_once("exitcode=0x")
+        .and_then(|(_, hex)| {
+            let digits: String = hex.chars().take_while(char::is_ascii_hexdigit).collect();
+            u32::from_str_radix(&digits, 16).ok()
+        })
+        .map(|st| format!("{}; ", wait_status_text(st)))
+        .unwrap_or_default();
+    format!(
+        "the guest's init exited: {how}the kernel panics when init exits (\"{panic}\"): \
+         the guest's userland died, not its kernel"
+    )
 }
 
 /// The signal number of a shell exit status `128 + N`.
@@ -134,21 +178,27 @@ fn signal_of(status: i32) -> Option<i32> {
 
 /// The attempt's outcome, reason and (for harness outcomes) phase.
 ///
-/// Precedence, first match wins: a kernel crash; the harness's own ends
-/// (cancelled, timeout, lost guest); the entry script's failure (killed by
-/// the OOM killer, by a signal, a non-zero status, each of which may also
-/// explain a half-written result line); rejected result lines; the
-/// script's verdict; no verdict at all. `oom_findings` are the console
-/// findings seen while the scenario ran (only `oom-kill` ones count).
+/// Precedence, first match wins: a kernel crash; the guest's init exited
+/// (an `error`: the kernel panics by design then); the harness's own ends
+/// (cancelled, timeout, lost guest or session: a session dropped because
+/// the guest's SSH server ended says so); the entry script's failure
+/// (killed by the OOM killer, by a signal, a non-zero status, each of
+/// which may also explain a half-written result line); rejected result
+/// lines; the script's verdict; no verdict at all. `findings` are the
+/// console's non-crash findings seen while the scenario ran (`oom-kill`,
+/// `init-exit` and `sshd-restart` ones count).
 pub fn decide(
     end: &ScriptEnd,
     script: &ScriptResult,
     crash: Option<&ConsoleFinding>,
     stderr_tail: &str,
-    oom_findings: &[ConsoleFinding],
+    findings: &[ConsoleFinding],
 ) -> (Outcome, String, Option<Phase>) {
     if let Some(c) = crash {
         return (Outcome::Crashed, c.title.clone(), Some(Phase::Scenario));
+    }
+    if let Some(i) = first_of(findings, FindingKind::InitExit) {
+        return (Outcome::Error, init_exit_reason(i), Some(Phase::Scenario));
     }
     let last_err = stderr_tail
         .lines()
@@ -180,12 +230,33 @@ pub fn decide(
             )
         }
         ScriptEnd::Lost(why) => {
-            return error(format!("lost the guest while the scenario ran: {why}"))
+            return error(match first_of(findings, FindingKind::SshdRestart) {
+                Some(r) => format!(
+                    "lost the guest while the scenario ran: {why} (its SSH server \
+                     ended during the scenario: {})",
+                    r.title
+                ),
+                None => format!("lost the guest while the scenario ran: {why}"),
+            })
+        }
+        ScriptEnd::Dropped(why) => {
+            return error(match first_of(findings, FindingKind::SshdRestart) {
+                Some(r) => format!(
+                    "the SSH session running the entry script was dropped: the guest's \
+                     SSH server ended during the scenario and its init restarted it \
+                     ({}): {why}",
+                    r.title
+                ),
+                None => format!(
+                    "the SSH session running the entry script was dropped while the guest \
+                     kept running (did the scenario kill its SSH server or session?): {why}"
+                ),
+            })
         }
         ScriptEnd::Exited(code) => *code,
     };
     let signal = signal_of(code);
-    let oom = oom_kill(oom_findings);
+    let oom = oom_kill(findings);
     // The OOM killer sends SIGKILL. A script that ended without an outcome
     // while it struck was cut short by it too. Any other failure keeps its
     // own reason, the OOM kill added.
@@ -360,11 +431,12 @@ not json
         assert!(r.outcome.is_none());
     }
 
-    fn finding(kind: &str, title: &str) -> ConsoleFinding {
+    fn finding(kind: FindingKind, title: &str) -> ConsoleFinding {
         ConsoleFinding {
-            kind: kind.into(),
+            kind,
             title: title.into(),
             excerpt: String::new(),
+            source: Default::default(),
         }
     }
 
@@ -373,11 +445,14 @@ not json
     fn ooms() -> Vec<ConsoleFinding> {
         vec![
             finding(
-                "hung-task",
+                FindingKind::HungTask,
                 "INFO: task x:1 blocked for more than 120 seconds.",
             ),
-            finding("oom-kill", "tail invoked oom-killer: gfp_mask=0x140cca"),
-            finding("oom-kill", OOM),
+            finding(
+                FindingKind::OomKill,
+                "tail invoked oom-killer: gfp_mask=0x140cca",
+            ),
+            finding(FindingKind::OomKill, OOM),
         ]
     }
 
@@ -436,6 +511,76 @@ not json
         assert!(reason.contains("without writing an outcome"), "{reason}");
     }
 
+    const INIT: &str = "kernel panic: Attempted to kill init! exitcode=0x00000009";
+    const SSHD: &str = "sshd (dropbear, pid 91) was killed by signal 9 (SIGKILL); restarting it";
+
+    #[rstest]
+    #[case("exitcode=0x00000009", "it was killed by signal 9 (SIGKILL); ")]
+    #[case(
+        "exitcode=0x0000008b",
+        "it was killed by signal 11 (SIGSEGV), core dumped; "
+    )]
+    #[case("exitcode=0x00000100", "it exited with status 1; ")]
+    #[case("exitcode=0x00007f00", "it exited with status 127; ")]
+    #[case("exitcode=zz", "")]
+    fn an_exited_init_is_an_error_that_says_how_it_ended(#[case] code: &str, #[case] how: &str) {
+        let title = format!("kernel panic: Attempted to kill init! {code}");
+        let f = finding(FindingKind::InitExit, &title);
+        let (o, reason, phase) = decide(
+            &ScriptEnd::Lost("QEMU exited".into()),
+            &ScriptResult::default(),
+            None,
+            "",
+            &[f],
+        );
+        assert_eq!((o, phase), (Outcome::Error, Some(Phase::Scenario)));
+        assert_eq!(
+            reason,
+            format!(
+                "the guest's init exited: {how}the kernel panics when init exits \
+                 (\"Attempted to kill init! {code}\"): the guest's userland died, not its kernel"
+            )
+        );
+    }
+
+    #[test]
+    fn a_session_dropped_with_its_ssh_server_says_so() {
+        let (o, reason, _) = decide(
+            &ScriptEnd::Dropped("the SSH connection broke: EOF".into()),
+            &with_outcome(Outcome::Reproduced),
+            None,
+            "",
+            &[finding(FindingKind::SshdRestart, SSHD)],
+        );
+        assert_eq!(o, Outcome::Error);
+        assert_eq!(
+            reason,
+            format!(
+                "the SSH session running the entry script was dropped: the guest's SSH server \
+                 ended during the scenario and its init restarted it ({SSHD}): the SSH \
+                 connection broke: EOF"
+            )
+        );
+        let drop = |end: ScriptEnd, findings: &[ConsoleFinding]| {
+            decide(&end, &ScriptResult::default(), None, "", findings).1
+        };
+        assert_eq!(
+            drop(ScriptEnd::Dropped("EOF".into()), &[]),
+            "the SSH session running the entry script was dropped while the guest kept running \
+             (did the scenario kill its SSH server or session?): EOF"
+        );
+        assert_eq!(
+            drop(
+                ScriptEnd::Lost("EOF".into()),
+                &[finding(FindingKind::SshdRestart, SSHD)]
+            ),
+            format!(
+                "lost the guest while the scenario ran: EOF (its SSH server ended during \
+                 the scenario: {SSHD})"
+            )
+        );
+    }
+
     #[test]
     fn a_script_killed_by_a_signal_says_which() {
         let none = ScriptResult::default();
@@ -468,7 +613,13 @@ not json
     #[case::timeout(ScriptEnd::TimedOut(60.0), false, &[], Outcome::Timeout, "time limit")]
     #[case::timeout_over_oom(ScriptEnd::TimedOut(60.0), false, &["oom"], Outcome::Timeout, "time limit")]
     #[case::stalled(ScriptEnd::Stalled(300), false, &[], Outcome::Timeout, "no output from the guest for 300 s: console, stdout, stderr and result.jsonl all silent")]
+    #[case::crash_over_init(ScriptEnd::Lost("eof".into()), true, &["init"], Outcome::Crashed, "kernel panic: sysrq")]
+    #[case::init(ScriptEnd::Lost("eof".into()), false, &["oom", "init"], Outcome::Error, "the guest's init exited: ")]
+    #[case::init_over_timeout(ScriptEnd::TimedOut(60.0), false, &["init"], Outcome::Error, "init exited")]
     #[case::lost(ScriptEnd::Lost("eof".into()), false, &[], Outcome::Error, "lost the guest")]
+    #[case::sshd(ScriptEnd::Dropped("eof".into()), false, &["sshd"], Outcome::Error, "SSH server ended")]
+    #[case::dropped(ScriptEnd::Dropped("eof".into()), false, &[], Outcome::Error, "kept running")]
+    #[case::sshd_not_alone(ScriptEnd::Exited(0), false, &["sshd"], Outcome::Error, "result.jsonl line 2:")]
     #[case::cancelled(ScriptEnd::Cancelled, false, &[], Outcome::Cancelled, "interrupted")]
     #[case::oom(ScriptEnd::Exited(137), false, &["oom"], Outcome::Error, "OOM killer")]
     #[case::signal(ScriptEnd::Exited(137), false, &[], Outcome::Error, "signal 9")]
@@ -484,9 +635,15 @@ not json
         let script = parse_result(
             "{\"outcome\":\"reproduced\",\"reason\":\"r\"}\n{\"outcome\":\"crashed\"}",
         );
-        let crash = finding("panic", "kernel panic: sysrq triggered crash");
-        let warnings: Vec<ConsoleFinding> =
-            console.iter().map(|_| finding("oom-kill", OOM)).collect();
+        let crash = finding(FindingKind::Panic, "kernel panic: sysrq triggered crash");
+        let warnings: Vec<ConsoleFinding> = console
+            .iter()
+            .map(|k| match *k {
+                "oom" => finding(FindingKind::OomKill, OOM),
+                "init" => finding(FindingKind::InitExit, INIT),
+                _ => finding(FindingKind::SshdRestart, SSHD),
+            })
+            .collect();
         let (o, reason, phase) = decide(&end, &script, crashed.then_some(&crash), "", &warnings);
         assert_eq!(o, want, "{reason}");
         assert!(reason.contains(says), "{reason}");
@@ -546,11 +703,7 @@ not json
         #[case] want: Outcome,
     ) {
         let script = script.map(with_outcome).unwrap_or_default();
-        let crash = ConsoleFinding {
-            kind: "panic".into(),
-            title: "kernel panic: sysrq triggered crash".into(),
-            excerpt: String::new(),
-        };
+        let crash = finding(FindingKind::Panic, "kernel panic: sysrq triggered crash");
         let (o, reason, _) = decide(
             &end,
             &script,

@@ -1,30 +1,34 @@
 //! The guest's serial console: captured to a file, kept in memory, and
 //! classified line by line for kernel crashes and warnings (patterns after
-//! syzkaller's `pkg/report` and LAVA's kernel-message checks).
+//! syzkaller's `pkg/report` and LAVA's kernel-message checks). The same
+//! classifier reads the `dmesg` fetched at the end of an attempt
+//! ([`classify_log`]), merged with the console's findings by
+//! [`merge_dmesg`].
 
 use crate::caplog::{CappedFile, Capture};
-use crate::model::ConsoleFinding;
+use crate::model::{ConsoleFinding, FindingKind, FindingSource};
 use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// How a console line matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// The kernel died or oopsed: the attempt is `crashed`.
-    Crash,
-    /// Recorded, does not change the outcome.
-    Warning,
-}
-
 /// A classified console line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleEvent {
-    pub severity: Severity,
-    pub kind: &'static str,
+    pub kind: FindingKind,
     pub title: String,
     pub line_index: usize,
+}
+
+/// What the guest's `/init` prints, then powers off, when it cannot set the guest up
+/// (images/initramfs/init.sh): `REPRO-FAILED <what failed>: <why>`.
+pub const FAILED_MARKER: &str = "REPRO-FAILED ";
+
+/// The reason on a `REPRO-FAILED` line, if `line` holds one.
+pub fn guest_failure(line: &str) -> Option<&str> {
+    let at = line.find(FAILED_MARKER)?;
+    let why = line[at + FAILED_MARKER.len()..].trim();
+    (!why.is_empty()).then_some(why)
 }
 
 /// Console lines kept from the start (the boot, the ready line).
@@ -50,6 +54,8 @@ struct State {
     excerpts: Vec<Vec<String>>,
     /// Events whose excerpts still take lines, with how many.
     open: Vec<(usize, usize)>,
+    /// The first `REPRO-FAILED` reason, kept whatever scrolls past.
+    failure: Option<String>,
     /// Bytes read from the console, and when the last ones came.
     bytes: u64,
     last_output: Option<Instant>,
@@ -166,7 +172,10 @@ impl Console {
             *left -= 1;
         }
         st.open.retain(|(_, left)| *left > 0);
-        if let Some((severity, kind, title)) = classify_line(line) {
+        if st.failure.is_none() {
+            st.failure = guest_failure(line).map(str::to_string);
+        }
+        if let Some((kind, title)) = classify_line(line) {
             let mut excerpt: Vec<String> = st
                 .last_lines(EXCERPT_BEFORE)
                 .into_iter()
@@ -174,7 +183,6 @@ impl Console {
                 .collect();
             excerpt.push(line.to_string());
             st.events.push(ConsoleEvent {
-                severity,
                 kind,
                 title,
                 line_index: idx,
@@ -208,30 +216,149 @@ impl Console {
             .any(|l| l.contains(needle))
     }
 
+    /// The reason of the guest's first `REPRO-FAILED` line, if it printed one.
+    pub fn guest_failure(&self) -> Option<String> {
+        self.state().failure.clone()
+    }
+
     /// The last `n` lines, joined.
     pub fn tail(&self, n: usize) -> String {
         self.state().last_lines(n).join("\n")
     }
 
-    /// The first crash, with its excerpt.
+    /// The first kernel crash, with its excerpt: a panic, BUG, oops or
+    /// general protection fault, or init's exit when its panic's stack
+    /// shows a kernel fault ([`is_kernel_fault`]).
     pub fn crash(&self) -> Option<ConsoleFinding> {
-        self.findings(Severity::Crash).into_iter().next()
+        self.all().into_iter().find(is_kernel_fault)
     }
 
-    /// All findings of `severity`, each with an excerpt of the console.
-    pub fn findings(&self, severity: Severity) -> Vec<ConsoleFinding> {
+    /// Every finding that is not a kernel crash ([`Console::crash`]), in
+    /// console order: warnings, hangs, OOM kills, init's exit, a restarted
+    /// SSH server.
+    pub fn findings(&self) -> Vec<ConsoleFinding> {
+        self.all()
+            .into_iter()
+            .filter(|f| !is_kernel_fault(f))
+            .collect()
+    }
+
+    fn all(&self) -> Vec<ConsoleFinding> {
         let st = self.state();
         st.events
             .iter()
             .zip(&st.excerpts)
-            .filter(|(e, _)| e.severity == severity)
             .map(|(e, x)| ConsoleFinding {
-                kind: e.kind.to_string(),
+                kind: e.kind,
                 title: e.title.clone(),
                 excerpt: x.join("\n"),
+                source: FindingSource::Console,
             })
             .collect()
     }
+}
+
+fn excerpt<S: AsRef<str>>(lines: &[S], at: usize) -> String {
+    let start = at.saturating_sub(EXCERPT_BEFORE);
+    let end = (at + EXCERPT_AFTER).min(lines.len());
+    lines[start..end]
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Functions on the stack of a task the kernel kills because it faulted
+/// (an oops in its context): `make_task_dead` since 5.17 (and 5.10/5.15
+/// stable), `rewind_stack_do_exit` before.
+const FAULT_FRAMES: &[&str] = &[
+    "make_task_dead",
+    "rewind_stack_and_make_dead",
+    "rewind_stack_do_exit",
+    "oops_end",
+    "page_fault_oops",
+    "die_body",
+];
+
+/// Whether `f` is a kernel crash. init's exit is one only when its
+/// panic's stack shows the kernel killed init for a fault of its own; an
+/// init that exited or was killed by a signal is the guest's userland
+/// dying, which the kernel answers with a panic by design.
+pub fn is_kernel_fault(f: &ConsoleFinding) -> bool {
+    match f.kind {
+        FindingKind::InitExit => init_exit_shows_fault(&f.excerpt),
+        k => k.is_crash(),
+    }
+}
+
+/// Whether the panic report in `excerpt` (from the `Attempted to kill
+/// init!` line to `---[ end Kernel panic`) has a fault frame on its stack.
+fn init_exit_shows_fault(excerpt: &str) -> bool {
+    excerpt
+        .lines()
+        .skip_while(|l| !l.contains("Attempted to kill init!"))
+        .take_while(|l| !l.contains("---[ end Kernel panic"))
+        .any(|l| {
+            FAULT_FRAMES.iter().any(|f| {
+                l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .any(|w| w == *f)
+            })
+        })
+}
+
+/// The findings in a whole log (a `dmesg` output), each with its excerpt
+/// of that log, marked as read from `source`.
+pub fn classify_log(text: &str, source: FindingSource) -> Vec<ConsoleFinding> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            classify_line(l).map(|(kind, title)| ConsoleFinding {
+                kind,
+                title,
+                excerpt: excerpt(&lines, i),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// The console's non-crash findings with what `dmesg` adds. A `dmesg`
+/// finding of the same kind and title as a console one is the same
+/// message (each console finding matches at most one): the console's
+/// stays, with the `dmesg` excerpt when that one is longer (it holds the
+/// levels the console does not print, e.g. a hung task's stack). The
+/// others are added after the console's. Crashes, init's exit and a
+/// restarted SSH server are the console's alone: a kernel crash prints
+/// at levels the console always shows, and the others are not kernel
+/// messages.
+pub fn merge_dmesg(
+    console: Vec<ConsoleFinding>,
+    dmesg: Vec<ConsoleFinding>,
+) -> Vec<ConsoleFinding> {
+    let mut out = console;
+    let mut matched = vec![false; out.len()];
+    let mut added = vec![];
+    for d in dmesg {
+        if d.kind.is_crash() || matches!(d.kind, FindingKind::InitExit | FindingKind::SshdRestart) {
+            continue;
+        }
+        let same = (0..out.len())
+            .find(|&i| !matched[i] && out[i].kind == d.kind && out[i].title == d.title);
+        match same {
+            Some(i) => {
+                matched[i] = true;
+                if d.excerpt.lines().count() > out[i].excerpt.lines().count() {
+                    out[i].excerpt = d.excerpt;
+                    out[i].source = d.source;
+                }
+            }
+            None => added.push(d),
+        }
+    }
+    out.extend(added);
+    out
 }
 
 /// Strips a `[   12.345678] ` printk timestamp.
@@ -248,54 +375,71 @@ fn strip_timestamp(line: &str) -> &str {
     t
 }
 
+/// What the initramfs guest's init (`repro-kit init`) prints when it
+/// restarts a killed SSH server; the rest of the line says how it ended.
+pub const SSHD_RESTART_PREFIX: &str = "repro-init: sshd ";
+
 /// Classifies one console line. Pure; the fixtures in the tests are real
 /// kernel output.
-pub fn classify_line(line: &str) -> Option<(Severity, &'static str, String)> {
+pub fn classify_line(line: &str) -> Option<(FindingKind, String)> {
+    use FindingKind::*;
     let msg = strip_timestamp(line);
     let title = |s: &str| s.trim().trim_end_matches(" ]---").to_string();
-    // Crashes.
+    // Crashes, and init's exit (which the kernel answers with a panic).
     if let Some(rest) = msg.strip_prefix("Kernel panic - not syncing:") {
-        return Some((
-            Severity::Crash,
-            "panic",
-            format!("kernel panic: {}", rest.trim()),
-        ));
+        let kind = if rest.trim_start().starts_with("Attempted to kill init!") {
+            InitExit
+        } else {
+            Panic
+        };
+        return Some((kind, format!("kernel panic: {}", title(rest))));
     }
     if msg.starts_with("BUG: soft lockup") {
-        return Some((Severity::Warning, "soft-lockup", title(msg)));
+        return Some((SoftLockup, title(msg)));
     }
     if msg.starts_with("BUG: workqueue lockup") {
-        return Some((Severity::Warning, "workqueue-lockup", title(msg)));
+        return Some((WorkqueueLockup, title(msg)));
     }
     if msg.starts_with("BUG: ") || msg.starts_with("kernel BUG at ") {
-        return Some((Severity::Crash, "bug", title(msg)));
+        return Some((Bug, title(msg)));
     }
     if msg.starts_with("Oops: ") || msg.starts_with("Oops ") {
-        return Some((Severity::Crash, "oops", title(msg)));
+        return Some((Oops, title(msg)));
     }
     if msg.starts_with("general protection fault") {
-        return Some((Severity::Crash, "gpf", title(msg)));
+        return Some((Gpf, title(msg)));
     }
     // Warnings and hangs.
     if msg.starts_with("WARNING: ") {
-        return Some((Severity::Warning, "warning", title(msg)));
+        return Some((Warning, title(msg)));
     }
     if msg.starts_with("watchdog: BUG: soft lockup") {
-        return Some((Severity::Warning, "soft-lockup", title(msg)));
+        return Some((SoftLockup, title(msg)));
     }
     if msg.starts_with("INFO: task ") && msg.contains("blocked for more than") {
-        return Some((Severity::Warning, "hung-task", title(msg)));
+        return Some((HungTask, title(msg)));
     }
     if msg.starts_with("rcu: INFO: rcu_") && msg.contains("detected stall")
         || msg.starts_with("INFO: rcu_") && msg.contains("detected stall")
     {
-        return Some((Severity::Warning, "rcu-stall", title(msg)));
+        return Some((RcuStall, title(msg)));
     }
     if msg.starts_with("Out of memory: Kill")
         || msg.starts_with("Memory cgroup out of memory: Kill")
         || (msg.contains("invoked oom-killer"))
     {
-        return Some((Severity::Warning, "oom-kill", title(msg)));
+        return Some((OomKill, title(msg)));
+    }
+    // The guest's own helpers (not kernel messages, never timestamped).
+    if line.starts_with(SSHD_RESTART_PREFIX) {
+        return Some((SshdRestart, title(&line["repro-init: ".len()..])));
+    }
+    // systemd on a root-filesystem guest: on the console once journald is
+    // gone too (e.g. `kill -9 -1`); ssh.service restarts on failure.
+    if let Some(rest) = msg.strip_prefix("systemd[1]: ") {
+        if rest.starts_with("ssh.service: Main process exited, ") {
+            return Some((SshdRestart, title(rest)));
+        }
     }
     None
 }
@@ -304,71 +448,77 @@ pub fn classify_line(line: &str) -> Option<(Severity, &'static str, String)> {
 mod tests {
     use super::*;
     use rstest::rstest;
+    use FindingKind::*;
 
     #[rstest]
     #[case(
         "[   21.104210] Kernel panic - not syncing: sysrq triggered crash",
-        Severity::Crash,
-        "panic",
+        Panic,
         "kernel panic: sysrq triggered crash"
     )]
     #[case(
         "[    3.1] BUG: kernel NULL pointer dereference, address: 0000000000000000",
-        Severity::Crash,
-        "bug",
+        Bug,
         "BUG: kernel NULL pointer dereference, address: 0000000000000000"
     )]
     #[case(
         "[   44.0] Oops: 0002 [#1] PREEMPT SMP NOPTI",
-        Severity::Crash,
-        "oops",
+        Oops,
         "Oops: 0002 [#1] PREEMPT SMP NOPTI"
     )]
-    #[case("general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP", Severity::Crash, "gpf", "general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP")]
+    #[case("general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP", Gpf, "general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP")]
+    #[case(
+        "[   37.520318] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009",
+        InitExit,
+        "kernel panic: Attempted to kill init! exitcode=0x00000009"
+    )]
     #[case(
         "[  52.2] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [repro-kit:211]",
-        Severity::Warning,
-        "soft-lockup",
+        SoftLockup,
         "watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [repro-kit:211]"
     )]
     #[case(
         "[ 242.1] INFO: task kworker/0:1:15 blocked for more than 120 seconds.",
-        Severity::Warning,
-        "hung-task",
+        HungTask,
         "INFO: task kworker/0:1:15 blocked for more than 120 seconds."
     )]
     #[case(
         "[ 80.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
-        Severity::Warning,
-        "rcu-stall",
+        RcuStall,
         "rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"
     )]
     #[case(
         "[ 9.9] WARNING: CPU: 0 PID: 1 at mm/memcontrol.c:123 mem_cgroup_css_free+0x1/0x2",
-        Severity::Warning,
-        "warning",
+        Warning,
         "WARNING: CPU: 0 PID: 1 at mm/memcontrol.c:123 mem_cgroup_css_free+0x1/0x2"
     )]
     #[case(
         "[ 70.1] Out of memory: Killed process 321 (repro-kit) total-vm:1kB",
-        Severity::Warning,
-        "oom-kill",
+        OomKill,
         "Out of memory: Killed process 321 (repro-kit) total-vm:1kB"
     )]
     #[case(
         "[ 70.0] repro-kit invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0",
-        Severity::Warning,
-        "oom-kill",
+        OomKill,
         "repro-kit invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0"
+    )]
+    #[case(
+        "repro-init: sshd (dropbear, pid 91) was killed by signal 9 (SIGKILL); restarting it",
+        SshdRestart,
+        "sshd (dropbear, pid 91) was killed by signal 9 (SIGKILL); restarting it"
+    )]
+    #[case(
+        "[   22.460919] systemd[1]: ssh.service: Main process exited, code=killed, status=9/KILL",
+        SshdRestart,
+        "ssh.service: Main process exited, code=killed, status=9/KILL"
     )]
     fn classifies_real_kernel_lines(
         #[case] line: &str,
-        #[case] sev: Severity,
-        #[case] kind: &str,
+        #[case] kind: FindingKind,
         #[case] title: &str,
     ) {
-        let (s, k, t) = classify_line(line).expect("classified");
-        assert_eq!((s, k, t.as_str()), (sev, kind, title));
+        let (k, t) = classify_line(line).expect("classified");
+        assert_eq!((k, t.as_str()), (kind, title));
     }
 
     #[rstest]
@@ -376,8 +526,35 @@ mod tests {
     #[case("REPRO-READY")]
     #[case("[    1.2] virtio_net virtio0 eth0: renamed")]
     #[case("echo BUG: this is a script printing")]
+    #[case("[    5.0] repro-init: sshd was killed")]
+    #[case("[   22.4] systemd[1]: ssh.service: Failed with result 'signal'.")]
     fn ignores_ordinary_lines(#[case] line: &str) {
         assert_eq!(classify_line(line), None);
+    }
+
+    #[test]
+    fn guest_failure_lines_give_their_reason() {
+        assert_eq!(
+            guest_failure("REPRO-FAILED no network interface: virtio_net not loaded (insmod: can't insert '/lib/modules/virtio_net.ko': invalid module format)"),
+            Some("no network interface: virtio_net not loaded (insmod: can't insert '/lib/modules/virtio_net.ko': invalid module format)")
+        );
+        // Behind a kernel message that lacked its newline.
+        assert_eq!(
+            guest_failure("[    2.1] random: crng init doneREPRO-FAILED root disk /dev/vda did not appear: x\r"),
+            Some("root disk /dev/vda did not appear: x")
+        );
+        assert_eq!(guest_failure("REPRO-FAILED "), None);
+        assert_eq!(guest_failure("REPRO-READY 1.23"), None);
+        let c = Console::new();
+        c.push_line("[ 1.0] virtio_net: Unknown symbol net_failover_create");
+        assert_eq!(c.guest_failure(), None);
+        c.push_line("REPRO-FAILED no network interface: virtio_net not loaded");
+        c.push_line("REPRO-FAILED a second line is not the reason");
+        assert_eq!(
+            c.guest_failure().as_deref(),
+            Some("no network interface: virtio_net not loaded")
+        );
+        assert!(c.crash().is_none(), "a guest failure is no kernel crash");
     }
 
     #[test]
@@ -445,10 +622,160 @@ mod tests {
         c.push_line("[ 1.2] CPU: 0 PID: 99 Comm: sh");
         c.push_line("[ 1.3] Call Trace:");
         let crash = c.crash().unwrap();
-        assert_eq!(crash.kind, "panic");
+        assert_eq!(crash.kind, Panic);
+        assert_eq!(crash.source, FindingSource::Console);
         assert!(crash.excerpt.contains("Trigger a crash"));
         assert!(crash.excerpt.contains("Call Trace:"));
-        assert!(c.findings(Severity::Warning).is_empty());
+        assert!(c.findings().is_empty());
         assert!(c.tail(1).contains("Call Trace"));
+    }
+
+    /// The end of a real 6.1 console (Debian 6.1.0-57, TCG) whose init
+    /// exited with status 2 (`rdinit=/usr/bin/repro-kit`, a usage error;
+    /// register dump left out):
+    /// the stack is init leaving through `exit_group`.
+    const INIT_KILLED: &str = "\
+[    3.684284] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000200
+[    3.687065] CPU: 0 PID: 1 Comm: repro-kit Not tainted 6.1.0-57-amd64 #1  Debian 6.1.192-3
+[    3.690135] Call Trace:
+[    3.704674]  <TASK>
+[    3.705265]  dump_stack_lvl+0x44/0x5c
+[    3.705745]  panic+0x118/0x2f4
+[    3.705950]  do_exit.cold+0x15/0x15
+[    3.705990]  ? syscall_exit_to_user_mode+0x1e/0x40
+[    3.706042]  ? do_syscall_64+0x69/0xb0
+[    3.706082]  do_group_exit+0x2d/0x80
+[    3.706125]  __x64_sys_exit_group+0x14/0x20
+[    3.706221]  do_syscall_64+0x5d/0xb0
+[    3.710431]  ? __mod_memcg_lruvec_state+0x41/0x90
+[    3.710786]  ? __mod_lruvec_page_state+0x93/0x140
+[    3.710837]  ? page_add_file_rmap+0x178/0x2f0
+[    3.710912]  ? do_set_pte+0x189/0x1d0
+[    3.710955]  ? update_load_avg+0x7e/0x780
+[    3.710998]  ? filemap_map_pages+0x153/0x720
+[    3.711046]  ? enqueue_entity+0x195/0x4f0
+[    3.711089]  ? check_preempt_wakeup+0x17b/0x2c0
+[    3.711147]  ? check_preempt_curr+0x5a/0x70
+[    3.711192]  ? update_load_avg+0x7e/0x780
+[    3.711233]  ? update_load_avg+0x7e/0x780
+[    3.711275]  ? set_next_entity+0xda/0x150
+[    3.711316]  ? psi_task_switch+0x67/0x1f0
+[    3.711359]  ? __rseq_handle_notify_resume+0xa9/0x480
+[    3.711408]  ? finish_task_switch.isra.0+0x90/0x2d0
+[    3.711469]  ? exit_to_user_mode_prepare+0x172/0x240
+[    3.711521]  entry_SYSCALL_64_after_hwframe+0x6e/0xd8
+[    3.711600]  </TASK>
+[    3.712000] Kernel Offset: disabled";
+
+    /// An oops in init's own context: the kernel kills it, then panics.
+    const INIT_FAULTED: &str = "\
+[    9.100000] BUG: kernel NULL pointer dereference, address: 0000000000000008
+[    9.100500] Oops: 0000 [#1] PREEMPT SMP NOPTI
+[    9.101000] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009
+[    9.101200] Call Trace:
+[    9.101300]  <TASK>
+[    9.101400]  dump_stack_lvl+0x44/0x5c
+[    9.101500]  panic+0x118/0x2ed
+[    9.101600]  do_exit.cold+0x15/0x15
+[    9.101700]  make_task_dead+0x8b/0x90
+[    9.101800]  rewind_stack_and_make_dead+0x17/0x20
+[    9.101900]  </TASK>
+[    9.102000] ---[ end Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009 ]---";
+
+    fn console_of(text: &str) -> Console {
+        let c = Console::new();
+        for l in text.lines() {
+            c.push_line(l);
+        }
+        c
+    }
+
+    #[test]
+    fn init_exiting_is_not_a_kernel_crash() {
+        let c = console_of(INIT_KILLED);
+        assert_eq!(c.crash(), None);
+        let f = c.findings();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, InitExit);
+        assert!(
+            f[0].excerpt.contains("__x64_sys_exit_group"),
+            "{}",
+            f[0].excerpt
+        );
+    }
+
+    #[test]
+    fn init_killed_by_a_kernel_fault_is_a_crash() {
+        let c = console_of(INIT_FAULTED);
+        assert_eq!(c.crash().map(|f| f.kind), Some(Bug), "the first fault wins");
+        // Without the lines before the panic, the stack alone says so.
+        let panic_only: String = INIT_FAULTED.lines().skip(2).collect::<Vec<_>>().join("\n");
+        let c = console_of(&panic_only);
+        let crash = c.crash().expect("a crash");
+        assert_eq!(crash.kind, InitExit);
+        assert!(c.findings().is_empty());
+    }
+
+    #[test]
+    fn a_word_that_only_contains_a_fault_frame_is_not_one() {
+        let text = INIT_KILLED.replace("psi_task_switch", "my_make_task_dead_helper");
+        assert_eq!(console_of(&text).crash(), None);
+    }
+
+    const DMESG: &str = "\
+[   20.000000] INFO: task mkdir:151 blocked for more than 5 seconds.
+[   20.000100]       Not tainted 6.1.0-56-amd64 #1 Debian 6.1.158-1
+[   20.000200] \"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\" disables this message.
+[   20.000300] task:mkdir           state:D stack:0     pid:151   ppid:140    flags:0x00004000
+[   20.000400] Call Trace:
+[   20.000500]  <TASK>
+[   20.000600]  rwsem_down_write_slowpath+0x2f5/0x5a0
+[   20.000700]  filename_create+0x5d/0x150
+[   20.000800]  </TASK>
+[   30.000000] WARNING: CPU: 0 PID: 160 at fs/x.c:1 f+0x1/0x2";
+
+    #[test]
+    fn dmesg_adds_what_the_console_missed_and_fuller_excerpts() {
+        let console = console_of(
+            "[   20.000000] INFO: task mkdir:151 blocked for more than 5 seconds.\n\
+             [   20.000100]       Not tainted 6.1.0-56-amd64 #1 Debian 6.1.158-1\n\
+             [   37.520318] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n\
+             repro-init: sshd (dropbear, pid 91) was killed by signal 9 (SIGKILL); restarting it",
+        );
+        let dmesg = classify_log(DMESG, FindingSource::Dmesg);
+        assert_eq!(dmesg.len(), 2);
+        assert!(dmesg[0].excerpt.contains("filename_create"));
+        let merged = merge_dmesg(console.findings(), dmesg);
+        let kinds: Vec<_> = merged.iter().map(|f| (f.kind, f.source)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (HungTask, FindingSource::Dmesg),
+                (InitExit, FindingSource::Console),
+                (SshdRestart, FindingSource::Console),
+                (Warning, FindingSource::Dmesg),
+            ]
+        );
+        assert!(merged[0].excerpt.contains("rwsem_down_write_slowpath"));
+    }
+
+    #[test]
+    fn identical_messages_match_once_each() {
+        let line = "[ 1.0] WARNING: CPU: 0 PID: 1 at fs/x.c:1 f+0x1/0x2";
+        let console = console_of(line).findings();
+        let twice = classify_log(&format!("{line}\n{line}"), FindingSource::Dmesg);
+        let merged = merge_dmesg(console.clone(), twice);
+        assert_eq!(merged.len(), 2, "the second is a second warning");
+        assert_eq!(merged[1].source, FindingSource::Dmesg);
+        // An excerpt no longer than the console's leaves the console's.
+        let once = classify_log(line, FindingSource::Dmesg);
+        assert_eq!(merge_dmesg(console.clone(), once), console);
+    }
+
+    #[test]
+    fn crashes_in_dmesg_are_left_to_the_console() {
+        let dmesg = classify_log("[ 1.0] Oops: 0002 [#1] SMP", FindingSource::Dmesg);
+        assert_eq!(dmesg.len(), 1);
+        assert!(merge_dmesg(vec![], dmesg).is_empty());
     }
 }

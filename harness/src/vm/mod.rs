@@ -168,8 +168,9 @@ impl Vm {
         }
     }
 
-    /// Waits until the console shows `needle`, QEMU exits, the kernel
-    /// crashes, `stop` says so, or `deadline` passes. `Err` says why not.
+    /// Waits until the console shows `needle`, the guest's `/init` reports
+    /// a failure (`REPRO-FAILED`), QEMU exits, the kernel crashes, `stop`
+    /// says so, or `deadline` passes. `Err` says why not.
     pub fn wait_console(
         &mut self,
         needle: &str,
@@ -180,6 +181,9 @@ impl Vm {
             if self.console.contains(needle) {
                 return Ok(());
             }
+            if let Some(why) = self.console.guest_failure() {
+                return Err(StopReason::GuestFailed(why));
+            }
             if stop() {
                 return Err(StopReason::Cancelled);
             }
@@ -187,6 +191,11 @@ impl Vm {
                 return Err(StopReason::KernelCrash(c.title));
             }
             if let Some(st) = self.exited() {
+                // The reader may still hold the guest's last lines (its reason).
+                self.console.wait_closed(Duration::from_millis(500));
+                if let Some(why) = self.console.guest_failure() {
+                    return Err(StopReason::GuestFailed(why));
+                }
                 return Err(StopReason::QemuExited(st.to_string()));
             }
             if Instant::now() >= deadline {

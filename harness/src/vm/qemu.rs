@@ -52,8 +52,13 @@ pub struct VmSpec {
 }
 
 /// Kernel arguments every guest gets: serial console, reboot (and so QEMU
-/// exit with `-no-reboot`) on panic, and the boot-time savings measured in
-/// FACTS.md.
+/// exit with `-no-reboot`) on panic, the boot-time savings measured in
+/// FACTS.md, and the console's log level. `quiet` keeps systemd's status
+/// lines off a root-filesystem guest's console but sets the kernel's
+/// console level to 4, which hides `KERN_WARNING` (WARN splats, the
+/// `cut here` line); `loglevel=5`, after it, prints warnings again (the
+/// later argument wins). What the console still leaves out (info-level
+/// stacks of hung tasks, OOM reports) is in the `dmesg` fetched at the end.
 pub const BASE_CMDLINE: &[&str] = &[
     "console=ttyS0",
     "reboot=t",
@@ -67,6 +72,7 @@ pub const BASE_CMDLINE: &[&str] = &[
     "random.trust_cpu=on",
     "8250.nr_uarts=1",
     "quiet",
+    "loglevel=5",
 ];
 
 /// The host's TSC frequency in kHz (from `/proc/cpuinfo`), if known.
@@ -268,6 +274,10 @@ mod tests {
         assert!(append.starts_with("console=ttyS0 "));
         assert!(append.ends_with(" repro.key=abc"));
         assert!(append.contains("panic=-1"));
+        assert!(
+            append.contains(" quiet loglevel=5 "),
+            "warnings reach the console: {append}"
+        );
         assert!(append.contains(" tsc_early_khz=2299998 "));
         let kvm = args(&spec(Machine::Microvm, Accel::Kvm));
         assert!(!after(&kvm, "-append")[0].contains("tsc_early_khz"));

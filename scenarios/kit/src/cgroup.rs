@@ -128,13 +128,16 @@ fn do_mount(source: &str, target: &str, fstype: &str, data: &str) -> io::Result<
     }
 }
 
-/// Check the controllers against /proc/cgroups; Err(unavailable) names the first missing one.
+/// Check cgroup v1 controllers against /proc/cgroups; Err(unavailable) names the first
+/// missing one. Only for v1: recent kernels list there only the controllers a v1 hierarchy
+/// can take (a kernel without `CONFIG_MEMCG_V1` leaves `memory` out although cgroup2 has
+/// it), so a v2 check reads the root's `cgroup.controllers` instead (`check_v2_available`).
 pub fn check_available(proc_cgroups: &[ProcCgroup], ctrls: &[String]) -> R<()> {
     for c in ctrls {
         match proc_cgroups.iter().find(|p| &p.name == c) {
             None => {
                 return Err(Fail::unavailable(format!(
-                    "cgroup controller {c} is not available: not listed in /proc/cgroups (not built into this kernel)"
+                    "cgroup controller {c} is not available on cgroup v1: not listed in /proc/cgroups (not built into this kernel, or built for cgroup v2 only)"
                 )))
             }
             Some(p) if !p.enabled => {
@@ -143,6 +146,25 @@ pub fn check_available(proc_cgroups: &[ProcCgroup], ctrls: &[String]) -> R<()> {
                 )))
             }
             Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Check cgroup v2 controllers against the root's `cgroup.controllers` (its text: names
+/// separated by spaces); Err(unavailable) names the first missing one and what is there.
+pub fn check_v2_available(controllers: &str, ctrls: &[String]) -> R<()> {
+    let available: Vec<&str> = controllers.split_whitespace().collect();
+    for c in ctrls {
+        if !available.contains(&c.as_str()) {
+            let listed = if available.is_empty() {
+                "it lists none".to_string()
+            } else {
+                format!("it lists {}", available.join(" "))
+            };
+            return Err(Fail::unavailable(format!(
+                "cgroup controller {c} is not in {CGROUP_ROOT}/cgroup.controllers ({listed}): not built into this kernel, disabled with cgroup_disable=, or bound to a v1 hierarchy"
+            )));
         }
     }
     Ok(())
@@ -164,8 +186,10 @@ pub fn cmd_cgroup_mount(args: &[String]) -> R<()> {
             return Err(Fail::usage(format!("bad controller name {c:?}")));
         }
     }
-    let pc = parse_proc_cgroups(&util::read_string(Path::new("/proc/cgroups"))?);
-    check_available(&pc, &ctrls)?;
+    if version == "v1" {
+        let pc = parse_proc_cgroups(&util::read_string(Path::new("/proc/cgroups"))?);
+        check_available(&pc, &ctrls)?;
+    }
     std::fs::create_dir_all(CGROUP_ROOT)
         .map_err(|e| Fail::os(format!("mkdir {CGROUP_ROOT}"), &e))?;
     let mut mounted_now: Vec<String> = Vec::new();
@@ -234,15 +258,10 @@ pub fn cmd_cgroup_mount(args: &[String]) -> R<()> {
                 }
             }
             let root = Path::new(CGROUP_ROOT);
-            let available = util::read_string(&root.join("cgroup.controllers"))?;
-            let available: Vec<&str> = available.split_whitespace().collect();
-            for c in &ctrls {
-                if !available.contains(&c.as_str()) {
-                    return Err(Fail::unavailable(format!(
-                        "cgroup controller {c} is not in {CGROUP_ROOT}/cgroup.controllers (bound to a v1 hierarchy, or not supported on cgroup2 by this kernel)"
-                    )));
-                }
-            }
+            check_v2_available(
+                &util::read_string(&root.join("cgroup.controllers"))?,
+                &ctrls,
+            )?;
             let sc_path = root.join("cgroup.subtree_control");
             for c in &ctrls {
                 let enabled = util::read_string(&sc_path)?;
@@ -296,6 +315,41 @@ cpuset\t0\t1\t1\nmemory\t7\t65535\t1\npids\t0\t1\t0\n";
             check_available(&v, &["hugetlb".into()]).unwrap_err().code,
             3
         );
+    }
+
+    /// A v2-only memory controller, as Debian's 7.2.13+deb14-amd64 (sid) shows it: its
+    /// /proc/cgroups lists only what a v1 hierarchy can take (no memory: CONFIG_MEMCG_V1
+    /// is off; no cpuset either), while the cgroup2 root offers both. The v2 check must not
+    /// consult /proc/cgroups.
+    #[test]
+    fn v2_controllers_come_from_cgroup_controllers_not_proc_cgroups() {
+        let proc_cgroups = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n\
+cpu\t0\t1\t1\ncpuacct\t0\t1\t1\nblkio\t0\t1\t1\ndevices\t0\t1\t1\nfreezer\t0\t1\t1\n\
+net_cls\t0\t1\t1\nperf_event\t0\t1\t1\nnet_prio\t0\t1\t1\nhugetlb\t0\t1\t1\n\
+pids\t0\t1\t1\nrdma\t0\t1\t1\nmisc\t0\t1\t1\n";
+        let root = "cpuset cpu io memory hugetlb pids rdma misc\n";
+        let mem = ["memory".to_string()];
+        // On v1 /proc/cgroups is right: this kernel has no v1 memory controller (this is what
+        // a v2 cell was told before, falsely).
+        let v1 = check_available(&parse_proc_cgroups(proc_cgroups), &mem).unwrap_err();
+        assert_eq!(v1.code, 3);
+        assert!(v1.msg.contains("not listed in /proc/cgroups"), "{}", v1.msg);
+        // The v2 answer: available.
+        assert!(check_v2_available(root, &mem).is_ok());
+        assert!(check_v2_available(root, &["memory".into(), "pids".into()]).is_ok());
+        assert!(check_v2_available(root, &["cpuset".into()]).is_ok());
+        // Missing on v2: says so and lists what is there.
+        let e = check_v2_available(root, &["blkio".into()]).unwrap_err();
+        assert_eq!(e.code, 3);
+        assert!(
+            e.msg.contains("cgroup.controllers") && e.msg.contains("it lists cpuset cpu io memory"),
+            "{}",
+            e.msg
+        );
+        let e = check_v2_available("\n", &mem).unwrap_err();
+        assert!(e.msg.contains("it lists none"), "{}", e.msg);
+        // A name that is a prefix of a listed one is not that one.
+        assert!(check_v2_available("cpuset", &["cpu".into()]).is_err());
     }
 
     #[test]

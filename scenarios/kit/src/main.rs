@@ -6,6 +6,7 @@ mod args;
 mod cgroup;
 mod dying;
 mod fill;
+mod init;
 mod inotify;
 mod json;
 mod kmem;
@@ -47,6 +48,9 @@ systemd (root-filesystem guests):
               [--watch DIR]... [--bus /run/dbus/system_bus_socket]
               [--sample-ms 1000] [--series]
 
+guest init (PID 1 of the initramfs guest; runs until the guest stops):
+  init [--name NAME] [--log FILE] [--ready LINE --ready-port PORT] -- COMMAND [ARGS...]
+
 measurements:
   memstat-time --file PATH [--reads N]
   inotify-exhaust [--uid 65534] [--max N]
@@ -76,6 +80,7 @@ fn run(argv: &[String]) -> R<()> {
         "zombie-cron" => zombie::cmd_zombie_cron(rest),
         "zombie-cron-runner" => zombie::cmd_runner(rest),
         "slice-churn" => slices::cmd_slice_churn(rest),
+        "init" => init::cmd_init(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

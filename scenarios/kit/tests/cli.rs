@@ -411,3 +411,79 @@ fn zombie_cron_with_and_without_init() {
         .unwrap();
     assert_eq!(o.status.code(), Some(3));
 }
+
+/// `(pid, state)` of every process whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<(u32, char)> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        if f.next().and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+            out.push((pid, state));
+        }
+    }
+    out
+}
+
+/// Waits (bounded, for liveness only) until `f` holds.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn init_restarts_its_service_and_reaps_orphans() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    // The service leaves an orphan behind (the subshell's `sleep` outlives
+    // it), then stays.
+    let mut child = kit()
+        .args(["init", "--name", "svc", "--ready", "SVC-READY", "--"])
+        .args(["/bin/sh", "-c", "(sleep 0.2 &); exec sleep 1000"])
+        .stdout(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let init = child.id();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || out.next().unwrap().unwrap();
+    assert!(
+        next().starts_with("SVC-READY "),
+        "the ready line comes first"
+    );
+    let service = || children_of(init).into_iter().find(|(_, st)| *st != 'Z');
+    eventually("the service runs", || service().is_some());
+    // The orphan came to init and was reaped: no zombie stays.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    eventually("no zombie", || {
+        children_of(init).iter().all(|(_, st)| *st != 'Z')
+    });
+    let (first, _) = service().unwrap();
+    // SAFETY: plain syscall on a process this test started.
+    unsafe { libc::kill(first as i32, libc::SIGKILL) };
+    assert_eq!(
+        next(),
+        format!(
+            "repro-init: svc (sh, pid {first}) was killed by signal 9 (SIGKILL); restarting it"
+        )
+    );
+    eventually("a new service runs", || {
+        service().is_some_and(|(pid, _)| pid != first)
+    });
+    // SAFETY: the group this test created (init and its service).
+    unsafe { libc::kill(-(init as i32), libc::SIGKILL) };
+    let _ = child.wait();
+}

@@ -34,6 +34,42 @@ impl PackageEntry {
     pub fn file_name(&self) -> &str {
         self.filename.rsplit('/').next().unwrap_or(&self.filename)
     }
+
+    /// The source package's name (`Source: linux-signed-amd64 (7.2.13+1)` gives
+    /// `linux-signed-amd64`; no `Source` field means the package's own name).
+    pub fn source_name(&self) -> &str {
+        self.source
+            .as_deref()
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or(&self.name)
+    }
+
+    /// The packages this one's `Depends` pins to exactly its own version
+    /// (`linux-modules-7.2.13+deb14-amd64 (= 7.2.13-1)`), in field order: the parts
+    /// of a kernel that a distribution split into several packages. Alternatives
+    /// (`a | b`) count when the pinned one is among them; an architecture
+    /// qualifier (`:amd64`) is dropped.
+    pub fn pinned_depends(&self) -> Vec<String> {
+        let Some(depends) = self.depends.as_deref() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for alt in depends.split([',', '|']) {
+            let alt = alt.trim();
+            let (name, rel) = match alt.split_once('(') {
+                Some((n, r)) => (n.trim(), r.trim_end().trim_end_matches(')').trim()),
+                None => (alt, ""),
+            };
+            let name = name.split(':').next().unwrap_or(name);
+            let Some(v) = rel.strip_prefix('=') else {
+                continue;
+            };
+            if v.trim() == self.version && !name.is_empty() && !out.iter().any(|n| n == name) {
+                out.push(name.to_string());
+            }
+        }
+        out
+    }
 }
 
 /// Parses a `Packages` index (uncompressed text). See `for_each_paragraph` for why this
@@ -314,5 +350,58 @@ SHA256: 00000000000000000000000000000000000000000000000000000000000000aa
             version_prefix: None,
         };
         assert_eq!(pick_newest(&entries, &q).unwrap().suite, "trixie");
+    }
+
+    fn entry_with(depends: &str, version: &str) -> PackageEntry {
+        PackageEntry {
+            name: "linux-image-7.2.13+deb14-amd64".into(),
+            version: version.into(),
+            architecture: "amd64".into(),
+            filename: "pool/x.deb".into(),
+            sha256: "0".repeat(64),
+            size: 1,
+            depends: Some(depends.into()),
+            source: Some("linux-signed-amd64 (7.2.13+1)".into()),
+            suite: "sid".into(),
+        }
+    }
+
+    /// Debian's own split kernel (sid, 7.2.13-1), verbatim: the meta image package pins
+    /// the binary, modules and base packages to its version; the initramfs tools and
+    /// kmod are not part of the kernel.
+    #[test]
+    fn pinned_depends_follow_only_exact_pins_on_the_own_version() {
+        let e = entry_with(
+            "dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, linux-base-7.2.13+deb14-amd64 (= 7.2.13-1), linux-binary-7.2.13+deb14-amd64 (= 7.2.13-1), linux-modules-7.2.13+deb14-amd64 (= 7.2.13-1)",
+            "7.2.13-1",
+        );
+        assert_eq!(
+            e.pinned_depends(),
+            [
+                "linux-base-7.2.13+deb14-amd64",
+                "linux-binary-7.2.13+deb14-amd64",
+                "linux-modules-7.2.13+deb14-amd64"
+            ]
+        );
+        assert_eq!(e.source_name(), "linux-signed-amd64");
+        // Ubuntu's layout: an alternative, an arch qualifier, a pin on another version.
+        let u = entry_with(
+            "linux-modules-5.15.0-91-generic:amd64 (= 5.15.0-91.101) | foo, linux-firmware (>= 1.187) | wireless-regdb, linux-base (= 4.5ubuntu9)",
+            "5.15.0-91.101",
+        );
+        assert_eq!(u.pinned_depends(), ["linux-modules-5.15.0-91-generic"]);
+        // A complete package (trixie) pins nothing.
+        let t = entry_with(
+            "kmod, initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool",
+            "6.12.57-1",
+        );
+        assert!(t.pinned_depends().is_empty());
+        let none = PackageEntry {
+            depends: None,
+            source: None,
+            ..t
+        };
+        assert!(none.pinned_depends().is_empty());
+        assert_eq!(none.source_name(), "linux-image-7.2.13+deb14-amd64");
     }
 }

@@ -13,7 +13,7 @@ use super::spec::{resolve_alias, KernelSpec};
 use super::{io_err, KernelError, Result};
 use crate::images::cache::{self, Cache};
 use crate::images::deb;
-use crate::images::debian::{Archive, DebianError, PackageEntry};
+use crate::images::debian::{Archive, DebianError, PackageEntry, PackageQuery};
 
 /// Bump when the layout of an unpacked kernel changes, to unpack again.
 const LAYOUT_VERSION: u32 = 1;
@@ -27,6 +27,10 @@ pub struct ResolvedKernel {
     pub manifest: Option<String>,
     /// Package name (None for a local kernel).
     pub package: Option<String>,
+    /// Every package unpacked for this kernel, `name=version`, the named one first: more
+    /// than one when the distribution splits the kernel (image, modules, base).
+    #[serde(default)]
+    pub packages: Vec<String>,
     /// Package version.
     pub version: Option<String>,
     /// `uname -r`: the `lib/modules/<release>` folder name (or the bzImage's version string).
@@ -64,6 +68,9 @@ struct Resolution {
     manifest_digest: String,
     version: Option<String>,
     package: PackageEntry,
+    /// The packages `package` pins to its own version (a split kernel), in the order found.
+    #[serde(default)]
+    depends: Vec<PackageEntry>,
     resolved_at: u64,
 }
 
@@ -113,21 +120,22 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Chooses the package for a Debian manifest: from the indexes when they can be read, else
+/// Chooses the packages for a Debian manifest (the named one first, then the parts of a
+/// split kernel it pins: see `kernel_closure`): from the indexes when they can be read, else
 /// from the last resolution (with a warning).
 fn choose_package(
     alias: &str,
     m: &KernelManifest,
     version: Option<&str>,
     archive: &Archive,
-) -> Result<PackageEntry> {
+) -> Result<Vec<PackageEntry>> {
     let cache = archive.cache();
     let res_path = resolution_path(cache, &m.name, version)?;
     let digest = m.digest()?;
-    let from_index = (|| -> Result<PackageEntry> {
+    let from_index = (|| -> Result<Vec<PackageEntry>> {
         let q = m.query()?;
         let all = archive.matching(&q)?;
-        match version {
+        let top = match version {
             None => all.into_iter().next().ok_or_else(|| {
                 DebianError::NotFound {
                     query: q.to_string(),
@@ -148,17 +156,23 @@ fn choose_package(
                     },
                 }
             }),
-        }
+        }?;
+        kernel_closure(archive, m, top)
     })();
     match from_index {
-        Ok(e) => {
+        Ok(mut closure) => {
+            let depends = closure.split_off(1);
+            let e = closure.remove(0);
             // Rewrite the record only when the choice changed, so that a
             // cached run leaves the cache untouched.
             let previous: Option<Resolution> = fs::read(&res_path)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
             let unchanged = previous.as_ref().is_some_and(|p| {
-                p.manifest_digest == digest && p.package == e && p.version.as_deref() == version
+                p.manifest_digest == digest
+                    && p.package == e
+                    && p.depends == depends
+                    && p.version.as_deref() == version
             });
             if !unchanged {
                 let r = Resolution {
@@ -166,14 +180,19 @@ fn choose_package(
                     manifest_digest: digest,
                     version: version.map(str::to_string),
                     package: e.clone(),
+                    depends: depends.clone(),
                     resolved_at: now_secs(),
                 };
                 cache::write_json(&res_path, &r)?;
             }
-            Ok(e)
+            Ok(std::iter::once(e).chain(depends).collect())
         }
         // A wrong version or pattern is not cured by an old resolution.
-        Err(e @ (KernelError::NoSuchVersion { .. } | KernelError::Manifest { .. })) => Err(e),
+        Err(
+            e @ (KernelError::NoSuchVersion { .. }
+            | KernelError::Manifest { .. }
+            | KernelError::Dependency { .. }),
+        ) => Err(e),
         Err(e @ KernelError::Debian(DebianError::NotFound { .. })) => Err(e),
         Err(e) => {
             let cached: Option<Resolution> = fs::read(&res_path)
@@ -188,7 +207,7 @@ fn choose_package(
                         r.package.version,
                         now_secs().saturating_sub(r.resolved_at) as f64 / 3600.0
                     ));
-                    Ok(r.package)
+                    Ok(std::iter::once(r.package).chain(r.depends).collect())
                 }
                 None => Err(KernelError::NotCached {
                     kernel: alias.to_string(),
@@ -207,47 +226,155 @@ fn resolve_debian(
     archive: &Archive,
     progress: &dyn Fn(u64, u64),
 ) -> Result<ResolvedKernel> {
-    let entry = choose_package(alias, m, version, archive)?;
+    let packages = choose_package(alias, m, version, archive)?;
     let cache = archive.cache();
-    let digest = cache::check_digest(&entry.sha256)?;
+    let digest = closure_digest(&packages)?;
     let dir = cache.root().join("kernels").join(&digest);
+    let names: Vec<String> = packages
+        .iter()
+        .map(|p| format!("{}={}", p.name, p.version))
+        .collect();
     let tree = cache.build_once(
         &format!("kernel-{digest}"),
         || read_marker(&dir),
         || {
-            let deb = archive.download(&entry, progress).map_err(|e| match e {
-                DebianError::Transport { .. }
-                | DebianError::Offline { .. }
-                | DebianError::Http { .. }
-                | DebianError::NoMirror { .. } => KernelError::NotCached {
-                    kernel: alias.to_string(),
-                    what: format!(
-                        "package {} {} ({})",
-                        entry.name,
-                        entry.version,
-                        archive
-                            .url_for(&entry.suite, &entry.filename)
-                            .unwrap_or_else(|_| entry.filename.clone())
-                    ),
-                    cause: e.to_string(),
-                },
-                e => e.into(),
-            })?;
-            unpack_tree(&dir, &|m| archive.warn(m), |root| {
-                deb::extract(&deb, root, &kernel_files_filter)?;
+            let mut debs = Vec::with_capacity(packages.len());
+            for entry in &packages {
+                debs.push(archive.download(entry, progress).map_err(|e| match e {
+                    DebianError::Transport { .. }
+                    | DebianError::Offline { .. }
+                    | DebianError::Http { .. }
+                    | DebianError::NoMirror { .. } => KernelError::NotCached {
+                        kernel: alias.to_string(),
+                        what: format!(
+                            "package {} {} ({})",
+                            entry.name,
+                            entry.version,
+                            archive
+                                .url_for(&entry.suite, &entry.filename)
+                                .unwrap_or_else(|_| entry.filename.clone())
+                        ),
+                        cause: e.to_string(),
+                    },
+                    e => e.into(),
+                })?);
+            }
+            unpack_tree(&dir, &names.join(", "), &|m| archive.warn(m), |root| {
+                for deb in &debs {
+                    deb::extract(deb, root, &kernel_files_filter)?;
+                }
                 Ok(())
             })
         },
     )?;
-    Ok(tree_to_resolved(
+    let mut r = tree_to_resolved(
         alias,
         Some(m),
-        Some(&entry.name),
-        Some(&entry.version),
+        Some(&packages[0].name),
+        Some(&packages[0].version),
         &dir,
         &tree,
         digest,
-    ))
+    );
+    r.packages = names;
+    Ok(r)
+}
+
+/// Most packages that can follow a kernel's pins: a guard against a malformed index.
+const MAX_KERNEL_PACKAGES: usize = 16;
+
+/// The packages that together hold a Debian kernel: `top` and, transitively, every package
+/// whose name its `Depends` pins to exactly its own version (`pinned_depends`), looked up in
+/// the same suite and component, from a kernel source (`linux*`). Debian from forky on ships
+/// `linux-image-X` as a small package pinning `linux-binary-X` (the image),
+/// `linux-modules-X` and `linux-base-X` (config, `modules.builtin`); Ubuntu pins
+/// `linux-modules-X` and `linux-modules-extra-X`. A complete package pins nothing and comes
+/// back alone.
+fn kernel_closure(
+    archive: &Archive,
+    m: &KernelManifest,
+    top: PackageEntry,
+) -> Result<Vec<PackageEntry>> {
+    let mut all = vec![top];
+    let mut i = 0;
+    while i < all.len() {
+        let from = all[i].clone();
+        i += 1;
+        let wanted: Vec<String> = from
+            .pinned_depends()
+            .into_iter()
+            .filter(|n| n.starts_with("linux-") && !all.iter().any(|e| &e.name == n))
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let pattern = format!(
+            "^({})$",
+            wanted
+                .iter()
+                .map(|n| regex::escape(n))
+                .collect::<Vec<_>>()
+                .join("|")
+        );
+        let q = PackageQuery {
+            suites: vec![from.suite.clone()],
+            component: m.component().to_string(),
+            name: regex::Regex::new(&pattern).map_err(|e| KernelError::Dependency {
+                package: from.name.clone(),
+                why: format!("cannot search for its dependencies: {e}"),
+            })?,
+            version_prefix: None,
+        };
+        let found = archive.matching(&q)?;
+        for name in wanted {
+            let dep = found
+                .iter()
+                .find(|e| e.name == name && e.version == from.version)
+                .ok_or_else(|| KernelError::Dependency {
+                    package: format!("{} {}", from.name, from.version),
+                    why: format!(
+                        "it depends on {name} (= {}), which suite {} does not list; the archive may be between updates: try again later, or pick another build with --kernel {}@VERSION",
+                        from.version, from.suite, m.name
+                    ),
+                })?;
+            if !dep.source_name().starts_with("linux") {
+                continue;
+            }
+            all.push(dep.clone());
+        }
+        if all.len() > MAX_KERNEL_PACKAGES {
+            return Err(KernelError::Dependency {
+                package: all[0].name.clone(),
+                why: format!(
+                    "its pinned dependencies name more than {MAX_KERNEL_PACKAGES} packages; point `package` in images/kernels/{}.toml at the linux-image package itself",
+                    m.name
+                ),
+            });
+        }
+    }
+    Ok(all)
+}
+
+/// The cache key of a kernel's packages: the package's own sha256 when there is one (so a
+/// complete package keeps the folder it always had), else the sha256 of every package's
+/// `name version sha256` line, sorted.
+fn closure_digest(packages: &[PackageEntry]) -> Result<String> {
+    let mut lines = Vec::with_capacity(packages.len());
+    for p in packages {
+        lines.push(format!(
+            "{} {} {}\n",
+            p.name,
+            p.version,
+            cache::check_digest(&p.sha256)?
+        ));
+    }
+    match packages {
+        [one] => Ok(cache::check_digest(&one.sha256)?),
+        _ => {
+            lines.sort();
+            Ok(cache::sha256_bytes(lines.concat().as_bytes()))
+        }
+    }
 }
 
 fn resolve_rpm(
@@ -324,7 +451,7 @@ fn resolve_rpm(
         &format!("kernel-{digest}"),
         || read_marker(&dir),
         || {
-            unpack_tree(&dir, &|m| archive.warn(m), |root| {
+            unpack_tree(&dir, &file_name, &|m| archive.warn(m), |root| {
                 deb::extract_rpm(&rpm, root, &kernel_files_filter)?;
                 Ok(())
             })
@@ -373,6 +500,12 @@ fn tree_to_resolved(
         alias: alias.to_string(),
         manifest: m.map(|m| m.name.clone()),
         package: package.map(str::to_string),
+        packages: package
+            .map(|p| match version {
+                Some(v) => vec![format!("{p}={v}")],
+                None => vec![p.to_string()],
+            })
+            .unwrap_or_default(),
         version: version.map(str::to_string),
         release: t.release.clone(),
         vmlinuz: dir.join(&t.vmlinuz),
@@ -384,11 +517,16 @@ fn tree_to_resolved(
     }
 }
 
-/// Unpacks a package into `dir/root` (the caller holds the cache lock: see
-/// `Cache::build_once`), finds the release, vmlinuz and modules, unpacks `vmlinux`, and
-/// writes the marker last.
+/// Unpacks a kernel's packages (`what` names them, for messages) into `dir/root` (the
+/// caller holds the cache lock: see `Cache::build_once`), finds the release, the image and
+/// the modules, unpacks `vmlinux`, and writes the marker last.
+///
+/// Layouts: the image at `boot/vmlinuz-<release>` (Debian to trixie, CentOS 7) or at
+/// `[usr/]lib/modules/<release>/vmlinuz` (Debian from forky on, Fedora, RHEL 8+); the config
+/// at `boot/config-<release>` or `[usr/]lib/modules/<release>/config`.
 fn unpack_tree(
     dir: &Path,
+    what: &str,
     warn: &dyn Fn(&str),
     unpack: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<TreeMarker> {
@@ -398,17 +536,35 @@ fn unpack_tree(
     let root = dir.join("root");
     cache::create_dir_all(&root)?;
     unpack(&root)?;
-    let (release, modules_rel) = find_release(&root)?;
-    let vmlinuz_rel = format!("root/boot/vmlinuz-{release}");
-    let vmlinuz = dir.join(&vmlinuz_rel);
-    if !vmlinuz.is_file() {
+    merge_module_dirs(&root)?;
+    let (release, modules_rel) = find_release(&root).map_err(|why| KernelError::Layout {
+        what: what.to_string(),
+        why: format!("{why}: not a kernel, or only part of one; point the manifest's `package` at the linux-image package whose files or pinned Depends hold vmlinuz and lib/modules"),
+    })?;
+    let first_file =
+        |candidates: &[String]| candidates.iter().find(|c| dir.join(c).is_file()).cloned();
+    let vmlinuz_candidates = [
+        format!("root/boot/vmlinuz-{release}"),
+        format!("root/{modules_rel}/vmlinuz"),
+    ];
+    let Some(vmlinuz_rel) = first_file(&vmlinuz_candidates) else {
         return Err(KernelError::Layout {
-            dir: dir.to_path_buf(),
-            why: format!("the package has modules for {release} but no boot/vmlinuz-{release}"),
+            what: what.to_string(),
+            why: format!(
+                "modules for {release} but no kernel image ({}); the image may be in another package: point the manifest's `package` at the one that holds it",
+                vmlinuz_candidates
+                    .iter()
+                    .map(|c| c.trim_start_matches("root/"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
         });
-    }
-    let config_rel = format!("root/boot/config-{release}");
-    let config = dir.join(&config_rel).is_file().then_some(config_rel);
+    };
+    let vmlinuz = dir.join(&vmlinuz_rel);
+    let config = first_file(&[
+        format!("root/boot/config-{release}"),
+        format!("root/{modules_rel}/config"),
+    ]);
     let (vmlinux, pvh) = make_vmlinux(&vmlinuz, &dir.join("vmlinux"), warn)?;
     let t = TreeMarker {
         layout: LAYOUT_VERSION,
@@ -423,8 +579,40 @@ fn unpack_tree(
     Ok(t)
 }
 
-/// The single `lib/modules/<release>` (or `usr/lib/modules/<release>`) of an unpacked tree.
-fn find_release(root: &Path) -> Result<(String, String)> {
+/// Packages of one kernel that disagree on `/lib` versus `/usr/lib` (one part built before a
+/// distribution's usr-merge, one after) leave two folders for one release: the files of
+/// `lib/modules/<release>` move into `usr/lib/modules/<release>`, so the release has one
+/// modules folder, as it has in an installed, merged system.
+fn merge_module_dirs(root: &Path) -> Result<()> {
+    let Ok(rd) = fs::read_dir(root.join("lib/modules")) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let usr = root.join("usr/lib/modules").join(e.file_name());
+        if usr.is_dir() && e.path().is_dir() {
+            move_tree(&e.path(), &usr)?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves every entry of `from` into `to` (merging folders, keeping what `to` has), then
+/// removes `from`.
+fn move_tree(from: &Path, to: &Path) -> Result<()> {
+    for e in fs::read_dir(from).map_err(io_err(from))?.flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() && target.is_dir() {
+            move_tree(&e.path(), &target)?;
+        } else if !target.exists() {
+            fs::rename(e.path(), &target).map_err(io_err(&target))?;
+        }
+    }
+    fs::remove_dir_all(from).map_err(io_err(from))
+}
+
+/// The single `lib/modules/<release>` (or `usr/lib/modules/<release>`) of an unpacked tree,
+/// or why there is none.
+fn find_release(root: &Path) -> std::result::Result<(String, String), String> {
     let mut found = Vec::new();
     for base in ["lib/modules", "usr/lib/modules"] {
         let Ok(rd) = fs::read_dir(root.join(base)) else {
@@ -441,17 +629,15 @@ fn find_release(root: &Path) -> Result<(String, String)> {
     }
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err(KernelError::Layout {
-            dir: root.to_path_buf(),
-            why: "no lib/modules/<release> or usr/lib/modules/<release> folder: not a kernel image package".into(),
-        }),
-        _ => Err(KernelError::Layout {
-            dir: root.to_path_buf(),
-            why: format!(
-                "several module folders ({}): cannot tell the release",
-                found.iter().map(|f| f.1.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        }),
+        0 => Err("no lib/modules/<release> or usr/lib/modules/<release> folder".into()),
+        _ => Err(format!(
+            "several module folders ({}): cannot tell the release",
+            found
+                .iter()
+                .map(|f| f.1.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 
@@ -484,15 +670,26 @@ fn resolve_local(
     modules: Option<&Path>,
     archive: &Archive,
 ) -> Result<ResolvedKernel> {
-    let cache = archive.cache();
     let local = |why: String| KernelError::Local {
         path: vmlinuz.to_path_buf(),
         why,
     };
+    if vmlinuz.is_dir() {
+        return resolve_build_tree(spec, vmlinuz, modules, archive);
+    }
     if !vmlinuz.is_file() {
         return Err(local(
-            "no such file; give PATH/TO/vmlinuz[:MODULES_DIR]".into(),
+            "no such file or folder; give PATH/TO/vmlinuz[:MODULES_DIR], a kbuild output folder, or a kernel .deb or .rpm".into(),
         ));
+    }
+    let name = vmlinuz.to_string_lossy();
+    if name.ends_with(".rpm") || name.ends_with(".deb") {
+        if modules.is_some() {
+            return Err(local(
+                "a package brings its own modules: give the .deb or .rpm alone".into(),
+            ));
+        }
+        return resolve_local_package(spec, vmlinuz, archive);
     }
     let bytes = fs::read(vmlinuz).map_err(io_err(vmlinuz))?;
     let hash = cache::sha256_bytes(&bytes);
@@ -509,34 +706,7 @@ fn resolve_local(
         .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
         .or(header_release)
         .unwrap_or_else(|| "unknown".to_string());
-    let (vmlinux, pvh) = if bytes.starts_with(b"\x7fELF") {
-        let pvh =
-            elf_pvh(&bytes).map_err(|why| local(format!("not a usable kernel ELF: {why}")))?;
-        (Some(vmlinuz.to_path_buf()), pvh)
-    } else {
-        if !is_bzimage(&bytes) {
-            return Err(local(
-                "neither a bzImage (no HdrS header) nor an ELF kernel".into(),
-            ));
-        }
-        let dir = cache.dir(&format!("kernels/local/{hash}"))?;
-        let out = dir.join("vmlinux");
-        let marker = dir.join("vmlinux.json");
-        // (vmlinux written, PVH note present), as `make_vmlinux` answered.
-        let known = || {
-            fs::read(&marker)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<(bool, bool)>(&b).ok())
-                .filter(|k| !k.0 || out.is_file())
-        };
-        let (made, pvh) =
-            cache.build_once(&format!("kernel-local-{hash}"), known, || -> Result<_> {
-                let k = make_vmlinux(vmlinuz, &out, &|m| archive.warn(m))?;
-                cache::write_json(&marker, &k)?;
-                Ok(k)
-            })?;
-        (made.then_some(out), pvh)
-    };
+    let (vmlinux, pvh) = local_vmlinux(vmlinuz, &bytes, &hash, archive)?;
     let config = modules_dir.as_ref().and_then(|d| {
         let c = d.join("config");
         c.is_file().then_some(c)
@@ -545,12 +715,168 @@ fn resolve_local(
         alias: spec.to_string(),
         manifest: None,
         package: None,
+        packages: Vec::new(),
         version: None,
         release,
         vmlinuz: vmlinuz.to_path_buf(),
         vmlinux,
         modules_dir,
         config,
+        pvh,
+        hash,
+    })
+}
+
+/// The ELF kernel to boot for a local image: the file itself when it is an ELF, else the
+/// `vmlinux` unpacked from the bzImage into the cache (`kernels/local/<sha256>`), with
+/// whether it has the PVH entry note.
+fn local_vmlinux(
+    path: &Path,
+    bytes: &[u8],
+    hash: &str,
+    archive: &Archive,
+) -> Result<(Option<PathBuf>, bool)> {
+    let local = |why: String| KernelError::Local {
+        path: path.to_path_buf(),
+        why,
+    };
+    if bytes.starts_with(b"\x7fELF") {
+        let pvh = elf_pvh(bytes).map_err(|why| local(format!("not a usable kernel ELF: {why}")))?;
+        return Ok((Some(path.to_path_buf()), pvh));
+    }
+    if !is_bzimage(bytes) {
+        return Err(local(
+            "neither a bzImage (no HdrS header) nor an ELF kernel".into(),
+        ));
+    }
+    let cache = archive.cache();
+    let dir = cache.dir(&format!("kernels/local/{hash}"))?;
+    let out = dir.join("vmlinux");
+    let marker = dir.join("vmlinux.json");
+    // (vmlinux written, PVH note present), as `make_vmlinux` answered.
+    let known = || {
+        fs::read(&marker)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<(bool, bool)>(&b).ok())
+            .filter(|k| !k.0 || out.is_file())
+    };
+    let (made, pvh) =
+        cache.build_once(&format!("kernel-local-{hash}"), known, || -> Result<_> {
+            let k = make_vmlinux(path, &out, &|m| archive.warn(m))?;
+            cache::write_json(&marker, &k)?;
+            Ok(k)
+        })?;
+    Ok((made.then_some(out), pvh))
+}
+
+/// A kernel package file given as `--kernel PATH.deb` or `PATH.rpm`: unpacked into the
+/// cache by its sha256, as a manifest's package would be (any layout `unpack_tree` knows:
+/// Debian, CentOS 7, Fedora and RHEL 8+).
+fn resolve_local_package(
+    spec: &KernelSpec,
+    path: &Path,
+    archive: &Archive,
+) -> Result<ResolvedKernel> {
+    let cache = archive.cache();
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let digest = cache::sha256_bytes(&bytes);
+    drop(bytes);
+    let dir = cache.root().join("kernels").join(&digest);
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let rpm = file_name.ends_with(".rpm");
+    let tree = cache.build_once(
+        &format!("kernel-{digest}"),
+        || read_marker(&dir),
+        || {
+            unpack_tree(&dir, &file_name, &|m| archive.warn(m), |root| {
+                if rpm {
+                    deb::extract_rpm(path, root, &kernel_files_filter)?;
+                } else {
+                    deb::extract(path, root, &kernel_files_filter)?;
+                }
+                Ok(())
+            })
+        },
+    )?;
+    Ok(tree_to_resolved(
+        &spec.to_string(),
+        None,
+        Some(&file_name),
+        None,
+        &dir,
+        &tree,
+        digest,
+    ))
+}
+
+/// A kbuild output folder given as `--kernel DIR[:MODULES_DIR]`: the image is
+/// `arch/x86/boot/bzImage` (and `vmlinux` beside it, booted directly when it has the PVH
+/// note), the release `include/config/kernel.release`, the config `.config`. Modules come
+/// from MODULES_DIR when given, else from `DIR/lib/modules/<release>` (`make
+/// modules_install INSTALL_MOD_PATH=DIR`), else from the tree itself when it built modules
+/// (`modules.order`, with `modules.builtin` beside it); a kernel with everything built in
+/// has none.
+fn resolve_build_tree(
+    spec: &KernelSpec,
+    tree: &Path,
+    modules: Option<&Path>,
+    archive: &Archive,
+) -> Result<ResolvedKernel> {
+    let local = |why: String| KernelError::Local {
+        path: tree.to_path_buf(),
+        why,
+    };
+    let bz = tree.join("arch/x86/boot/bzImage");
+    if !bz.is_file() {
+        return Err(local(
+            "a folder given as --kernel must be a kbuild output folder with arch/x86/boot/bzImage (run `make bzImage` there, or give the image file itself)".into(),
+        ));
+    }
+    let bytes = fs::read(&bz).map_err(io_err(&bz))?;
+    let hash = cache::sha256_bytes(&bytes);
+    let release = fs::read_to_string(tree.join("include/config/kernel.release"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| bzimage_release(&bytes))
+        .unwrap_or_else(|| "unknown".to_string());
+    // The tree's own vmlinux is the ELF the bzImage compresses: boot it when it has the
+    // PVH note, which saves unpacking the bzImage.
+    let elf = tree.join("vmlinux");
+    let tree_vmlinux = fs::read(&elf)
+        .ok()
+        .filter(|b| b.starts_with(b"\x7fELF"))
+        .and_then(|b| elf_pvh(&b).ok())
+        .filter(|pvh| *pvh);
+    let (vmlinux, pvh) = match tree_vmlinux {
+        Some(_) => (Some(elf), true),
+        None => local_vmlinux(&bz, &bytes, &hash, archive)?,
+    };
+    let installed = tree.join("lib/modules").join(&release);
+    let modules_dir = match modules {
+        Some(m) => Some(find_modules_dir(m).map_err(|why| KernelError::Local {
+            path: m.to_path_buf(),
+            why,
+        })?),
+        None if installed.is_dir() => Some(installed),
+        None if tree.join("modules.order").is_file() => Some(tree.to_path_buf()),
+        None => None,
+    };
+    let config = tree.join(".config");
+    Ok(ResolvedKernel {
+        alias: spec.to_string(),
+        manifest: None,
+        package: None,
+        packages: Vec::new(),
+        version: None,
+        release,
+        vmlinuz: bz,
+        vmlinux,
+        modules_dir,
+        config: config.is_file().then_some(config),
         pvh,
         hash,
     })
@@ -608,6 +934,123 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, KernelError::Local { .. }), "{e}");
+    }
+
+    /// A kbuild output folder: the image from arch/x86/boot, the release from
+    /// include/config/kernel.release, the config from .config, modules from the tree
+    /// (modules.order), from INSTALL_MOD_PATH, or none when everything is built in.
+    #[test]
+    fn a_kbuild_output_folder_is_a_kernel() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().join("build");
+        let elf = tiny_elf(&[("Xen", XEN_ELFNOTE_PHYS32_ENTRY, &[0, 0, 0, 1])]);
+        fs::create_dir_all(t.join("arch/x86/boot")).unwrap();
+        fs::create_dir_all(t.join("include/config")).unwrap();
+        fs::write(t.join("arch/x86/boot/bzImage"), fake_bzimage("xz", &elf)).unwrap();
+        fs::write(t.join("include/config/kernel.release"), "6.1.0-local+\n").unwrap();
+        fs::write(t.join(".config"), "CONFIG_VIRTIO_NET=y\n").unwrap();
+        let archive = Archive::without_mirror(Cache::new(tmp.path().join("cache")), "test");
+        let spec = KernelSpec::parse(&t.display().to_string());
+        // Everything built in: no modules.
+        let r = resolve(&spec, &[], &archive, &|_, _| {}).unwrap();
+        assert_eq!(r.release, "6.1.0-local+");
+        assert!(r.pvh);
+        assert_eq!(r.modules_dir, None);
+        assert_eq!(r.config.as_deref(), Some(t.join(".config").as_path()));
+        assert!(r.vmlinuz.ends_with("arch/x86/boot/bzImage"));
+        assert_eq!(fs::read(r.vmlinux.as_ref().unwrap()).unwrap(), elf);
+        // The tree's own PVH vmlinux is booted as it is.
+        fs::write(t.join("vmlinux"), &elf).unwrap();
+        let r = resolve(&spec, &[], &archive, &|_, _| {}).unwrap();
+        assert_eq!(r.vmlinux.as_deref(), Some(t.join("vmlinux").as_path()));
+        // Modules built in the tree.
+        fs::create_dir_all(t.join("drivers/net")).unwrap();
+        fs::write(t.join("drivers/net/virtio_net.ko"), b"ko").unwrap();
+        fs::write(t.join("modules.order"), "drivers/net/virtio_net.ko\n").unwrap();
+        let r = resolve(&spec, &[], &archive, &|_, _| {}).unwrap();
+        assert_eq!(r.modules_dir.as_deref(), Some(t.as_path()));
+        // Installed with INSTALL_MOD_PATH=tree: preferred.
+        let inst = t.join("lib/modules/6.1.0-local+");
+        fs::create_dir_all(inst.join("kernel")).unwrap();
+        let r = resolve(&spec, &[], &archive, &|_, _| {}).unwrap();
+        assert_eq!(r.modules_dir.as_deref(), Some(inst.as_path()));
+        // A folder that is not a build: says what it must hold.
+        let e = resolve(
+            &KernelSpec::parse(&tmp.path().display().to_string()),
+            &[],
+            &archive,
+            &|_, _| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("arch/x86/boot/bzImage"), "{e}");
+    }
+
+    /// `--kernel PATH.rpm` and `PATH.deb`: unpacked like a manifest's package, any layout.
+    #[test]
+    fn a_local_kernel_package_file_is_unpacked_by_its_digest() {
+        use crate::images::deb::tests::{make_deb, make_rpm, sample_tar};
+        let tmp = tempfile::tempdir().unwrap();
+        let elf = tiny_elf(&[]);
+        let bz = fake_bzimage("gz", &elf);
+        // Fedora / RHEL 8+: the image inside the modules folder, modules as .ko.xz.
+        let rel = "5.14.0-70.el9.x86_64";
+        let rpm = make_rpm(
+            &[
+                (&format!("lib/modules/{rel}/vmlinuz"), &bz, 0o755),
+                (&format!("lib/modules/{rel}/config"), b"CONFIG_X=y\n", 0o644),
+                (
+                    &format!("lib/modules/{rel}/kernel/drivers/net/virtio_net.ko.xz"),
+                    b"x",
+                    0o644,
+                ),
+            ],
+            &[],
+        );
+        let rpm_path = tmp.path().join("kernel-core.rpm");
+        fs::write(&rpm_path, &rpm).unwrap();
+        let archive = Archive::without_mirror(Cache::new(tmp.path().join("cache")), "test");
+        let r = resolve(
+            &KernelSpec::parse(&rpm_path.display().to_string()),
+            &[],
+            &archive,
+            &|_, _| {},
+        )
+        .unwrap();
+        assert_eq!(r.release, rel);
+        assert_eq!(r.hash, cache::sha256_bytes(&rpm));
+        assert!(r.vmlinuz.ends_with(format!("lib/modules/{rel}/vmlinuz")));
+        assert!(r.config.is_some());
+        assert_eq!(r.package.as_deref(), Some("kernel-core.rpm"));
+        let deb = make_deb(
+            &sample_tar(
+                &[
+                    ("boot/vmlinuz-6.1.0-9-amd64", &bz, 0o644),
+                    ("lib/modules/6.1.0-9-amd64/modules.builtin", b"", 0o644),
+                ],
+                &[],
+            ),
+            "xz",
+        );
+        let deb_path = tmp.path().join("linux-image.deb");
+        fs::write(&deb_path, &deb).unwrap();
+        let r = resolve(
+            &KernelSpec::parse(&deb_path.display().to_string()),
+            &[],
+            &archive,
+            &|_, _| {},
+        )
+        .unwrap();
+        assert_eq!(r.release, "6.1.0-9-amd64");
+        let e = resolve(
+            &KernelSpec::parse(&format!("{}:/tmp", deb_path.display())),
+            &[],
+            &archive,
+            &|_, _| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("brings its own modules"), "{e}");
     }
 
     /// kind rpm-url from a file:// URL: pinned on first download, then served from the cache.
@@ -802,6 +1245,233 @@ version_prefix = "9.9."
         .unwrap_err()
         .to_string();
         assert!(e.contains("repro images fetch test@9.9.8-1"), "{e}");
+    }
+
+    /// Writes `packages` (name, version, depends, source, deb) into a local mirror's
+    /// `testing` suite and returns the archive that reads it.
+    fn split_mirror(tmp: &Path, packages: &[(&str, &str, &str, &str, Vec<u8>)]) -> Archive {
+        use std::io::Write;
+        let root = tmp.join("mirror/debian");
+        fs::create_dir_all(root.join("pool/main/l")).unwrap();
+        let mut index = String::new();
+        for (name, ver, depends, source, deb) in packages {
+            let file = format!("pool/main/l/{name}_{ver}.deb");
+            fs::write(root.join(&file), deb).unwrap();
+            index += &format!(
+                "Package: {name}\nSource: {source}\nVersion: {ver}\nArchitecture: amd64\nDepends: {depends}\nFilename: {file}\nSize: {}\nSHA256: {}\n\n",
+                deb.len(),
+                cache::sha256_bytes(deb)
+            );
+        }
+        let idx = root.join("dists/testing/main/binary-amd64");
+        fs::create_dir_all(&idx).unwrap();
+        let mut enc = xz2::write::XzEncoder::new(Vec::new(), 1);
+        enc.write_all(index.as_bytes()).unwrap();
+        fs::write(idx.join("Packages.xz"), enc.finish().unwrap()).unwrap();
+        let mirror =
+            debian::mirror_from_value(&format!("file://{}", root.display()), "test").unwrap();
+        Archive::new(mirror, Cache::new(tmp.join("cache")))
+    }
+
+    fn split_manifest() -> KernelManifest {
+        parse_manifest(
+            Path::new("split.toml"),
+            r#"
+name = "split"
+distro = "test"
+kind = "debian"
+suites = ["testing"]
+package = '^linux-image-9\.9\.9\+deb99-amd64$'
+"#,
+        )
+        .unwrap()
+    }
+
+    /// Debian's layout from forky on, as sid ships 7.2.13-1: `linux-image-R` holds no
+    /// kernel file and pins `linux-binary-R` (the image at `usr/lib/modules/R/vmlinuz`),
+    /// `linux-modules-R` and `linux-base-R` (config and `modules.builtin`, here under
+    /// `lib/modules`, to check that the two module folders of one release merge).
+    #[test]
+    fn a_split_debian_kernel_unpacks_every_pinned_package() {
+        use crate::images::deb::tests::{make_deb, sample_tar};
+        let tmp = tempfile::tempdir().unwrap();
+        let elf = tiny_elf(&[("Xen", XEN_ELFNOTE_PHYS32_ENTRY, &[0, 0, 0, 1])]);
+        let bz = fake_bzimage("xz", &elf);
+        let rel = "9.9.9+deb99-amd64";
+        let v = "9.9.9-1";
+        let deb = |files: &[(&str, &[u8])]| {
+            let files: Vec<(String, &[u8], u32)> = files
+                .iter()
+                .map(|(p, b)| (p.to_string(), *b, 0o644))
+                .collect();
+            let refs: Vec<(&str, &[u8], u32)> =
+                files.iter().map(|(p, b, m)| (p.as_str(), *b, *m)).collect();
+            make_deb(&sample_tar(&refs, &[]), "xz")
+        };
+        let image = deb(&[("usr/share/doc/linux-image/copyright", b"x")]);
+        let binary = deb(&[(&format!("usr/lib/modules/{rel}/vmlinuz"), &bz)]);
+        let modules = deb(&[(
+            &format!("usr/lib/modules/{rel}/kernel/drivers/net/virtio_net.ko.xz"),
+            b"ko",
+        )]);
+        let base = deb(&[
+            (
+                &format!("lib/modules/{rel}/config"),
+                b"CONFIG_VIRTIO_NET=m\n",
+            ),
+            (
+                &format!("lib/modules/{rel}/modules.builtin"),
+                b"kernel/drivers/virtio/virtio.ko\n",
+            ),
+        ]);
+        let pin = |n: &str| format!("linux-{n}-{rel} (= {v})");
+        let archive = split_mirror(
+            tmp.path(),
+            &[
+                (
+                    &format!("linux-image-{rel}"),
+                    v,
+                    &format!(
+                        "dracut | initramfs-tools (>= 0.120), {}, {}, {}",
+                        pin("base"),
+                        pin("binary"),
+                        pin("modules")
+                    ),
+                    "linux-signed-amd64 (9.9.9+1)",
+                    image,
+                ),
+                (
+                    &format!("linux-binary-{rel}"),
+                    v,
+                    &pin("base"),
+                    "linux-signed-amd64 (9.9.9+1)",
+                    binary,
+                ),
+                (
+                    &format!("linux-modules-{rel}"),
+                    v,
+                    &format!("kmod, {}", pin("base")),
+                    "linux",
+                    modules,
+                ),
+                (&format!("linux-base-{rel}"), v, "", "linux", base),
+                // Same name pattern, other version: never followed.
+                (
+                    &format!("linux-base-{rel}"),
+                    "9.9.8-1",
+                    "",
+                    "linux",
+                    vec![1],
+                ),
+            ],
+        );
+        let m = split_manifest();
+        let r = resolve(
+            &KernelSpec::parse("split"),
+            std::slice::from_ref(&m),
+            &archive,
+            &|_, _| {},
+        )
+        .unwrap();
+        assert_eq!(
+            r.package.as_deref(),
+            Some(format!("linux-image-{rel}").as_str())
+        );
+        assert_eq!(
+            r.packages,
+            ["image", "base", "binary", "modules"].map(|n| format!("linux-{n}-{rel}={v}"))
+        );
+        assert_eq!(r.release, rel);
+        assert!(r
+            .vmlinuz
+            .ends_with(format!("usr/lib/modules/{rel}/vmlinuz")));
+        assert!(r.pvh);
+        let mods = r.modules_dir.clone().unwrap();
+        assert!(mods.ends_with(format!("usr/lib/modules/{rel}")));
+        assert!(mods.join("modules.builtin").is_file());
+        assert!(mods.join("kernel/drivers/net/virtio_net.ko.xz").is_file());
+        assert_eq!(r.config.as_deref(), Some(mods.join("config").as_path()));
+        // The key covers every package: not the meta package's own digest.
+        assert_ne!(r.hash.len(), 0);
+        assert!(r
+            .vmlinuz
+            .starts_with(archive.cache().root().join("kernels").join(&r.hash)));
+        // Offline with the index gone: the recorded resolution still names all four.
+        fs::remove_dir_all(tmp.path().join("mirror")).unwrap();
+        fs::remove_dir_all(archive.cache().root().join("debian")).unwrap();
+        let off = Archive::new(archive.mirror().unwrap().clone(), archive.cache().clone())
+            .with_offline(true);
+        assert_eq!(
+            resolve(
+                &KernelSpec::parse("split"),
+                std::slice::from_ref(&m),
+                &off,
+                &|_, _| {}
+            )
+            .unwrap(),
+            r
+        );
+    }
+
+    /// A pinned part missing from the index, and a package that holds no kernel: errors
+    /// that name the package and say what to change, never "delete the cache".
+    #[test]
+    fn a_split_kernel_with_a_missing_part_or_no_kernel_says_what_to_change() {
+        use crate::images::deb::tests::{make_deb, sample_tar};
+        let tmp = tempfile::tempdir().unwrap();
+        let rel = "9.9.9+deb99-amd64";
+        let empty = make_deb(&sample_tar(&[("usr/share/doc/x", b"x", 0o644)], &[]), "xz");
+        let archive = split_mirror(
+            tmp.path(),
+            &[(
+                &format!("linux-image-{rel}"),
+                "9.9.9-1",
+                &format!("linux-modules-{rel} (= 9.9.9-1)"),
+                "linux-signed-amd64",
+                empty.clone(),
+            )],
+        );
+        let m = split_manifest();
+        let e = resolve(
+            &KernelSpec::parse("split"),
+            std::slice::from_ref(&m),
+            &archive,
+            &|_, _| {},
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, KernelError::Dependency { .. }), "{text}");
+        assert!(
+            text.contains(&format!("linux-modules-{rel} (= 9.9.9-1)"))
+                && text.contains("--kernel split@VERSION"),
+            "{text}"
+        );
+        let tmp2 = tempfile::tempdir().unwrap();
+        let archive = split_mirror(
+            tmp2.path(),
+            &[(
+                &format!("linux-image-{rel}"),
+                "9.9.9-1",
+                "kmod",
+                "linux",
+                empty,
+            )],
+        );
+        let e = resolve(
+            &KernelSpec::parse("split"),
+            std::slice::from_ref(&m),
+            &archive,
+            &|_, _| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(&format!("linux-image-{rel}=9.9.9-1"))
+                && e.contains("no lib/modules/<release>")
+                && e.contains("`package`")
+                && !e.contains("delete"),
+            "{e}"
+        );
     }
 
     /// Downloads and unpacks real kernels (about 70-110 MB each, kept in the user cache):

@@ -23,7 +23,7 @@ pub enum KernelKind {
     RpmUrl,
 }
 
-/// `images/kernels/<name>.toml`. The fields are documented at the top of each manifest file.
+/// `images/kernels/<name>.toml`. The fields are documented once, in `images/kernels/README.md`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KernelManifest {

@@ -7,7 +7,10 @@
 //! - [`fetch`]: resolution to an unpacked kernel in the cache (Debian packages, RPMs, local
 //!   kernels);
 //! - [`bzimage`]: the ELF `vmlinux` inside a bzImage, and its PVH note;
-//! - [`modules`]: module files, `.modinfo` dependencies and load order.
+//! - [`modules`]: module files, `.modinfo` dependencies and load order, and whether a
+//!   module without a file is built in ([`Builtins`]);
+//! - [`config`]: the kernel's build configuration: parsing, finding it (a package's
+//!   `boot/config-*`, a build tree's `.config`, the `IKCONFIG` blob), tristate lookups.
 //!
 //! Cache layout (under the cache root):
 //!
@@ -30,6 +33,7 @@ use super::debian::DebianError;
 use crate::tomlfile::TomlFileError;
 
 pub mod bzimage;
+pub mod config;
 pub mod fetch;
 pub mod manifest;
 pub mod modules;
@@ -38,12 +42,14 @@ pub mod spec;
 pub use bzimage::{
     bzimage_release, elf_pvh, extract_vmlinux, is_bzimage, XEN_ELFNOTE_PHYS32_ENTRY,
 };
+pub use config::{find_config, ikconfig, ConfigPlaces, ConfigSource, KernelConfig, Tristate};
 pub use fetch::{kernel_files_filter, resolve, ResolvedKernel};
 pub use manifest::{check_unique, load_manifests, parse_manifest, KernelKind, KernelManifest};
 pub use modules::{
     decompress_module, deps_from_modinfo, index_modules, modinfo, module_load_order,
-    normalize_module_name, order_modules, parse_builtin, parse_modinfo, read_builtin, ModuleDeps,
-    ModuleFile,
+    normalize_module_name, order_modules, parse_builtin, parse_builtin_modinfo, parse_modinfo,
+    plan_modules, read_builtin, Builtins, ModuleDeps, ModuleFile, ModulePlan, Presence,
+    SymbolTable, Symbols,
 };
 pub use spec::{resolve_alias, AliasMatch, KernelSpec};
 
@@ -85,8 +91,10 @@ pub enum KernelError {
     },
     #[error("local kernel {path}: {why}")]
     Local { path: PathBuf, why: String },
-    #[error("kernel tree {dir}: {why}; delete that folder to unpack the package again")]
-    Layout { dir: PathBuf, why: String },
+    #[error("kernel package {what}: {why}")]
+    Layout { what: String, why: String },
+    #[error("kernel package {package}: {why}")]
+    Dependency { package: String, why: String },
     #[error("{path}: {why}")]
     Image { path: PathBuf, why: String },
     #[error("kernel modules not found in {root} and not built in: {names}; check the module names (see modules.builtin there) or use a kernel that has them")]
