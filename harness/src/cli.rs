@@ -2,7 +2,7 @@
 //! binary parses with it; `main.rs` maps it onto library calls.
 
 use clap::{Parser, Subcommand};
-use repro::model::{AccelChoice, CgroupVersion, Driver};
+use repro::model::{limits, AccelChoice, CgroupVersion, Driver};
 use repro::plan::{Filter, Shard};
 use std::path::PathBuf;
 
@@ -32,7 +32,7 @@ pub struct GuestArgs {
     #[arg(long, value_enum)]
     pub accel: Option<AccelChoice>,
     /// Seconds to wait for the guest's SSH after QEMU starts.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT_S))]
     pub boot_timeout: Option<u64>,
     /// Folder the run's folder is created in [default: results/].
     #[arg(long)]
@@ -50,7 +50,7 @@ pub struct GuestArgs {
     /// guest (console, stdout, stderr, result file); 0: off. Beats each
     /// scenario's own stall_s [default: the scenario's, else matrix.toml's,
     /// else 600].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=limits::MAX_TIMEOUT_S))]
     pub stall_s: Option<u64>,
 }
 
@@ -123,10 +123,11 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub cgroup: Option<CgroupVersion>,
     /// Guest memory in MiB (default: what the scenario declares).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32)
+        .range(limits::MIN_MEMORY_MIB as i64..=limits::MAX_MEMORY_MIB as i64))]
     pub memory: Option<u32>,
     /// Guest vCPUs (default: what the scenario declares).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=limits::MAX_VCPUS as i64))]
     pub vcpus: Option<u32>,
     /// Attempts per cell.
     #[arg(long, default_value_t = 1)]

@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 
 /// One behaviour with the commit, PR or issue it comes from.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table { value = ..., source = \"...\" }"
+)]
 pub struct Sourced<T> {
     pub value: T,
     pub source: String,
@@ -75,8 +78,13 @@ pub enum ProfileError {
         dir: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: version `{found}` does not match the file name")]
-    Mismatch { path: PathBuf, found: String },
+    #[error("{path}:{line}:{column}: version `{found}` does not match the file name")]
+    Mismatch {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        found: String,
+    },
 }
 
 /// All profiles, oldest version first.
@@ -89,15 +97,7 @@ pub fn load_all(dir: &Path) -> Result<Vec<Profile>, ProfileError> {
     for e in rd.flatten() {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "toml") {
-            let prof: Profile = tomlfile::load(&p)?;
-            if p.file_stem().map(|s| s.to_string_lossy().into_owned()) != Some(prof.version.clone())
-            {
-                return Err(ProfileError::Mismatch {
-                    path: p,
-                    found: prof.version,
-                });
-            }
-            out.push(prof);
+            out.push(parse_profile(&p, &tomlfile::read(&p)?)?);
         }
     }
     out.sort_by(|a, b| {
@@ -107,6 +107,22 @@ pub fn load_all(dir: &Path) -> Result<Vec<Profile>, ProfileError> {
         )
     });
     Ok(out)
+}
+
+/// Parses and checks one profile; `path` names it in errors, and its
+/// file name must be the profile's version.
+pub fn parse_profile(path: &Path, text: &str) -> Result<Profile, ProfileError> {
+    let prof: Profile = tomlfile::parse(path, text)?;
+    if path.file_stem().map(|s| s.to_string_lossy().into_owned()) != Some(prof.version.clone()) {
+        let (line, column) = tomlfile::value_position(text, "version").unwrap_or((1, 1));
+        return Err(ProfileError::Mismatch {
+            path: path.to_path_buf(),
+            line,
+            column,
+            found: prof.version,
+        });
+    }
+    Ok(prof)
 }
 
 /// The profile for `version` (`1.9`, or `1.9.11` → `1.9`).
@@ -232,6 +248,47 @@ mod tests {
         assert!(get("1.29").cpu_manager_sidecars_excluded.value);
         assert!(!get("1.15").cpu_manager_reuse_init_cpus.value);
         assert!(get("1.21").cpu_manager_reuse_init_cpus.value);
+    }
+
+    #[test]
+    fn a_version_unlike_the_file_name_is_an_error_at_its_place() {
+        let text = std::fs::read_to_string(root().join("1.9.toml")).unwrap();
+        parse_profile(Path::new("1.9.toml"), &text).unwrap();
+        let e = parse_profile(Path::new("1.10.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        let (line, _) = text
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.starts_with("version = "))
+            .unwrap();
+        assert_eq!(
+            e,
+            format!(
+                "1.10.toml:{}:11: version `1.9` does not match the file name",
+                line + 1
+            )
+        );
+        // A bare value where a sourced one goes says what is expected.
+        let bare: Vec<&str> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("api_qps = ") {
+                    "api_qps = 5"
+                } else {
+                    l
+                }
+            })
+            .collect();
+        let e = parse_profile(Path::new("1.9.toml"), &bare.join("\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with(
+                ":11: invalid type: integer `5`, expected a table { value = ..., source = \"...\" }"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

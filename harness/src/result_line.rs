@@ -147,7 +147,11 @@ pub fn parse(line: &str) -> Result<ResultLine, LineError> {
         if e.is_eof() {
             LineError::Truncated
         } else {
-            LineError::NotJson(e.to_string())
+            // The line is one line: say the column, not "line 1".
+            let full = e.to_string();
+            let at = format!(" at line {} column {}", e.line(), e.column());
+            let what = full.strip_suffix(&at).unwrap_or(&full);
+            LineError::NotJson(format!("{what} at column {}", e.column()))
         }
     })?;
     let Value::Object(o) = &v else {
@@ -192,6 +196,8 @@ pub fn parse(line: &str) -> Result<ResultLine, LineError> {
 /// Why a line is not a valid result line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineError {
+    /// Not UTF-8 text: the first bad byte is at this 1-based byte column.
+    NotUtf8 { column: usize },
     /// Not JSON at all (the parser's message).
     NotJson(String),
     /// JSON cut off before its end (a record written halfway).
@@ -213,6 +219,9 @@ pub enum LineError {
 impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            LineError::NotUtf8 { column } => {
+                write!(f, "not UTF-8 text (invalid byte at column {column})")
+            }
             LineError::NotJson(e) => write!(f, "not JSON: {e}"),
             LineError::Truncated => f.write_str("truncated JSON (the line ends inside a record)"),
             LineError::NotAnObject => f.write_str("not a JSON object"),
@@ -358,7 +367,15 @@ mod tests {
 
     #[test]
     fn rejections_say_why() {
-        assert!(matches!(parse("not json"), Err(LineError::NotJson(_))));
+        assert_eq!(
+            parse("not json"),
+            Err(LineError::NotJson("expected ident at column 2".into())),
+            "the column, not \"line 1\" of a one-line text"
+        );
+        assert_eq!(
+            parse(r#"{"log":"x"} trailing"#).unwrap_err().to_string(),
+            "not JSON: trailing characters at column 13"
+        );
         assert_eq!(parse("[1]"), Err(LineError::NotAnObject));
         assert_eq!(parse(r#"{"value":1}"#), Err(LineError::NoKind));
         assert_eq!(

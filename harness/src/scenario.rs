@@ -4,11 +4,12 @@
 //! the manifest, resolves parameters and builds the script's environment;
 //! it never runs anything.
 
+use crate::model::limits::{MAX_MEMORY_MIB, MAX_TIMEOUT_S, MAX_VCPUS, MIN_MEMORY_MIB};
 use crate::model::CgroupVersion;
 use crate::tomlfile::{self, TomlFileError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// `scenario.toml`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -17,14 +18,22 @@ pub struct Manifest {
     pub name: String,
     pub summary: String,
     pub entry: String,
+    #[serde(deserialize_with = "tomlfile::within::<_, _, 1, MAX_TIMEOUT_S>")]
     pub timeout_s: u64,
     /// Seconds without any output from the guest (console, stdout, stderr,
     /// result file) after which the scenario is ended as stalled; 0: off;
     /// absent: the run's default (600 s unless matrix.toml or a flag says).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "tomlfile::within_opt::<_, _, 0, MAX_TIMEOUT_S>"
+    )]
     pub stall_s: Option<u64>,
+    #[serde(deserialize_with = "tomlfile::within::<_, _, MIN_MEMORY_MIB, MAX_MEMORY_MIB>")]
     pub memory_mib: u32,
-    #[serde(default = "one")]
+    #[serde(
+        default = "one",
+        deserialize_with = "tomlfile::within::<_, _, 1, MAX_VCPUS>"
+    )]
     pub vcpus: u32,
     /// Supported cgroup versions; the first is the default.
     #[serde(default = "default_cgroup")]
@@ -183,7 +192,8 @@ impl ParamSpec {
                     None => Ok(None),
                     Some(toml::Value::Integer(i)) => Ok(Some(*i)),
                     Some(other) => Err(format!(
-                        "`{which}` of an int parameter must be an integer, not {other}"
+                        "`{which}` of an int parameter must be an integer, not {}",
+                        describe(other)
                     )),
                 };
                 let (min, max) = (bound(&f.min, "min")?, bound(&f.max, "max")?);
@@ -199,7 +209,8 @@ impl ParamSpec {
                     Some(toml::Value::Integer(i)) => Ok(Some(*i as f64)),
                     Some(toml::Value::Float(x)) if x.is_finite() => Ok(Some(*x)),
                     Some(other) => Err(format!(
-                        "`{which}` of a number parameter must be a number, not {other}"
+                        "`{which}` of a number parameter must be a number, not {}",
+                        describe(other)
                     )),
                 };
                 let (min, max) = (bound(&f.min, "min")?, bound(&f.max, "max")?);
@@ -218,7 +229,8 @@ impl ParamSpec {
                         format!("`{which}` of a size parameter must be a size like 64k, not `{s}`")
                     }),
                     Some(other) => Err(format!(
-                        "`{which}` of a size parameter must be bytes or a size like \"64k\", not {other}"
+                        "`{which}` of a size parameter must be bytes or a size like \"64k\", not {}",
+                        describe(other)
                     )),
                 }
                 };
@@ -332,6 +344,26 @@ impl ParamKind {
     }
 }
 
+/// A bound's value as the message shows it: its type, and its text for
+/// scalars.
+fn describe(v: &toml::Value) -> String {
+    let kind = match v {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a float",
+        toml::Value::Boolean(_) => "a bool",
+        toml::Value::Datetime(_) => "a datetime",
+        toml::Value::Array(_) => "an array",
+        toml::Value::Table(_) => "a table",
+    };
+    match v {
+        toml::Value::Array(_) | toml::Value::Table(_) | toml::Value::Datetime(_) => {
+            kind.to_string()
+        }
+        other => format!("{kind} ({other})"),
+    }
+}
+
 fn check_order<T: PartialOrd + std::fmt::Debug>(
     min: Option<T>,
     max: Option<T>,
@@ -423,14 +455,22 @@ pub enum ScenarioError {
     },
     #[error(transparent)]
     Manifest(#[from] TomlFileError),
-    #[error("{path}: name `{found}` does not match its folder `{folder}`")]
+    #[error("{path}:{line}:{column}: name `{found}` does not match its folder `{folder}`")]
     NameMismatch {
         path: PathBuf,
+        line: usize,
+        column: usize,
         found: String,
         folder: String,
     },
-    #[error("{path}: entry script `{entry}` does not exist")]
-    MissingEntry { path: PathBuf, entry: String },
+    #[error("{path}:{line}:{column}: entry script `{entry}` is not a file in {dir}")]
+    MissingEntry {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        entry: String,
+        dir: PathBuf,
+    },
     #[error("scenario `{scenario}` has no parameter `{param}`; its parameters: {known}")]
     UnknownParam {
         scenario: String,
@@ -461,22 +501,35 @@ impl Scenario {
     /// Loads and checks `dir/scenario.toml`.
     pub fn load(dir: &Path) -> Result<Scenario, ScenarioError> {
         let path = dir.join("scenario.toml");
-        let manifest: Manifest = tomlfile::load(&path)?;
+        let text = tomlfile::read(&path)?;
+        let manifest: Manifest = tomlfile::parse(&path, &text)?;
+        let at = |key| tomlfile::value_position(&text, key).unwrap_or((1, 1));
         let folder = dir
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         if manifest.name != folder {
+            let (line, column) = at("name");
             return Err(ScenarioError::NameMismatch {
                 path,
+                line,
+                column,
                 found: manifest.name,
                 folder,
             });
         }
-        if !dir.join(&manifest.entry).is_file() {
+        let entry = Path::new(&manifest.entry);
+        let inside = entry
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if manifest.entry.is_empty() || !inside || !dir.join(entry).is_file() {
+            let (line, column) = at("entry");
             return Err(ScenarioError::MissingEntry {
                 path,
+                line,
+                column,
                 entry: manifest.entry,
+                dir: dir.to_path_buf(),
             });
         }
         Ok(Scenario {
@@ -962,6 +1015,111 @@ description = "free ids"
     #[case("interval_ms", "REPRO_PARAM_INTERVAL_MS")]
     fn env_names(#[case] name: &str, #[case] want: &str) {
         assert_eq!(param_env_name(name), want);
+    }
+
+    /// `scenario.toml` `text` in a folder `demo` with `run.sh`, loaded.
+    fn load_text(text: &str) -> (String, Result<Scenario, ScenarioError>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("demo");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("scenario.toml"), text).unwrap();
+        std::fs::write(d.join("run.sh"), "true").unwrap();
+        let file = d.join("scenario.toml").display().to_string();
+        (file, Scenario::load(&d))
+    }
+
+    #[rstest]
+    #[case(
+        "name = \"demo\"",
+        "name = \"dmo\"",
+        2,
+        8,
+        "name `dmo` does not match its folder `demo`"
+    )]
+    #[case(
+        "entry = \"run.sh\"",
+        "entry = \"go.sh\"",
+        4,
+        9,
+        "entry script `go.sh` is not a file in"
+    )]
+    #[case(
+        "entry = \"run.sh\"",
+        "entry = \"/bin/sh\"",
+        4,
+        9,
+        "entry script `/bin/sh`"
+    )]
+    #[case(
+        "entry = \"run.sh\"",
+        "entry = \"../demo/run.sh\"",
+        4,
+        9,
+        "entry script `../demo/run.sh`"
+    )]
+    #[case("entry = \"run.sh\"", "entry = \"\"", 4, 9, "entry script ``")]
+    #[case(
+        "timeout_s = 60",
+        "timeout_s = 9223372036854775807",
+        5,
+        13,
+        "9223372036854775807 is out of range: use 1 to 604800"
+    )]
+    #[case(
+        "timeout_s = 60",
+        "timeout_s = 0",
+        5,
+        13,
+        "0 is out of range: use 1 to 604800"
+    )]
+    #[case(
+        "memory_mib = 512",
+        "memory_mib = 4294967296",
+        6,
+        14,
+        "out of range: use 64 to 1048576"
+    )]
+    #[case(
+        "memory_mib = 512",
+        "memory_mib = 512\nvcpus = 0",
+        7,
+        9,
+        "0 is out of range: use 1 to 256"
+    )]
+    fn checks_after_parsing_point_at_the_value(
+        #[case] from: &str,
+        #[case] to: &str,
+        #[case] line: usize,
+        #[case] column: usize,
+        #[case] says: &str,
+    ) {
+        assert!(GOOD.contains(from));
+        let (file, r) = load_text(&GOOD.replace(from, to));
+        let e = r.unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{file}:{line}:{column}: ")), "{e}");
+        assert!(e.contains(says), "{e}");
+    }
+
+    #[test]
+    fn an_entry_with_a_current_folder_prefix_is_in_the_folder() {
+        let (_, r) = load_text(&GOOD.replace("entry = \"run.sh\"", "entry = \"./run.sh\""));
+        r.unwrap();
+    }
+
+    #[test]
+    fn a_bound_of_the_wrong_type_is_named_by_its_type() {
+        let e = spec("type = \"int\"\nmin = 07:32:00\ndefault = \"1\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`min` of an int parameter must be an integer, not a datetime"),
+            "{e}"
+        );
+        assert!(!e.contains("toml_private"), "{e}");
+        let e = spec("type = \"size\"\nmax = 1.5\ndefault = \"1\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a float (1.5)"), "{e}");
     }
 
     #[test]

@@ -195,6 +195,151 @@ fn a_malformed_matrix_is_bad_input_with_file_line_and_column() {
     assert!(err.contains("m.toml:"), "{err}");
 }
 
+/// Runs `repro` with an empty cache (so nothing can have booted or been
+/// fetched) and `envs`; the exit status and stderr.
+fn refused(args: &[&str], envs: &[(&str, &std::path::Path)]) -> (Option<i32>, String) {
+    let cache = tempfile::tempdir().unwrap();
+    let mut c = repro();
+    c.arg("--cache-dir").arg(cache.path()).args(args);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("$ repro {}\n{err}", args.join(" "));
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(cache.path()).unwrap().count(),
+        0,
+        "refused, yet the cache was filled: {err}"
+    );
+    (out.status.code(), err)
+}
+
+#[test]
+fn a_matrix_parameter_of_the_wrong_type_is_refused_at_its_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("m.toml");
+    std::fs::write(
+        &f,
+        "[axes]\nkernels = [\"6.1\"]\n\n[[scenario]]\nname = \"memcg-fill\"\nparams = { limit = \"lots\" }\n",
+    )
+    .unwrap();
+    let m = f.to_str().unwrap();
+    for args in [
+        &["matrix", "--matrix", m, "--list"][..],
+        &["matrix", "--matrix", m],
+    ] {
+        let (code, err) = refused(args, &[]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains("m.toml:6:20: parameter `limit` is an int >= 1 or empty; got `lots`")
+                && err.contains("memcg-fill/scenario.toml"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn numbers_out_of_range_are_refused_in_files_and_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("m.toml");
+    // A time limit no clock can hold used to pass here and panic once the
+    // guest booted.
+    std::fs::write(
+        &f,
+        "[profile.default]\nboot_timeout_s = 9223372036854775807\n[axes]\nkernels = [\"6.1\"]\n",
+    )
+    .unwrap();
+    let (code, err) = refused(&["matrix", "--matrix", f.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("m.toml:2:18: 9223372036854775807 is out of range: use 1 to 604800"),
+        "{err}"
+    );
+    for flag in [
+        &["--boot-timeout", "18446744073709551615"][..],
+        &["--boot-timeout", "0"],
+        &["--vcpus", "0"],
+        &["--memory", "0"],
+    ] {
+        let mut args = vec!["run", "memcg-fill", "--kernel", "6.1"];
+        args.extend_from_slice(flag);
+        let (code, err) = refused(&args, &[]);
+        assert_eq!(code, Some(2), "{flag:?}: {err}");
+        assert!(
+            err.contains(flag[0]) && err.contains(&format!("{} is not in", flag[1])),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_broken_scenario_toml_is_bad_input_at_its_line_and_column() {
+    // A copy of memcg-fill whose manifest went wrong in three ways, one at
+    // a time.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("memcg-fill");
+    std::fs::create_dir(&dir).unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/memcg-fill");
+    std::fs::copy(src.join("run.sh"), dir.join("run.sh")).unwrap();
+    let good = std::fs::read_to_string(src.join("scenario.toml")).unwrap();
+    let line_of = |key: &str| {
+        1 + good
+            .lines()
+            .position(|l| l.starts_with(key))
+            .expect("the key is in memcg-fill's manifest")
+    };
+    let file = dir.join("scenario.toml").display().to_string();
+    for (from, to, col, says) in [
+        (
+            "timeout_s = 900",
+            "timeout_s = 0",
+            13,
+            "0 is out of range: use 1 to 604800",
+        ),
+        (
+            "timeout_s = 900",
+            "timout_s = 900",
+            1,
+            "unknown field `timout_s`",
+        ),
+        (
+            "entry = \"run.sh\"",
+            "entry = \"/bin/sh\"",
+            9,
+            "entry script `/bin/sh` is not a file in",
+        ),
+    ] {
+        std::fs::write(dir.join("scenario.toml"), good.replace(from, to)).unwrap();
+        let (code, err) = refused(
+            &["run", "memcg-fill", "--kernel", "6.1"],
+            &[("REPRO_SCENARIOS_DIR", tmp.path())],
+        );
+        assert_eq!(code, Some(2), "{err}");
+        let at = format!(
+            "{file}:{}:{col}: {says}",
+            line_of(from.split(' ').next().unwrap())
+        );
+        assert!(err.contains(&at), "wanted {at}\n{err}");
+    }
+    std::fs::write(
+        dir.join("scenario.toml"),
+        [good.as_bytes(), b"# caf\xe9\n"].concat(),
+    )
+    .unwrap();
+    let (code, err) = refused(
+        &["run", "memcg-fill", "--kernel", "6.1"],
+        &[("REPRO_SCENARIOS_DIR", tmp.path())],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    let last = good.lines().count() + 1;
+    assert!(
+        err.contains(&format!("{file}:{last}:6: not UTF-8 text (byte 0xe9)")),
+        "{err}"
+    );
+}
+
 #[test]
 fn an_unknown_profile_or_an_empty_selection_is_bad_input() {
     let (code, err) = stderr(&["matrix", "--profile", "no-such-profile"]);

@@ -244,3 +244,79 @@ fn a_local_kernel_path_with_its_modules_boots() {
     assert_eq!(a["outcome"], "not-reproduced", "{a}");
     assert_eq!(a["kernel"]["release"].as_str().unwrap(), release);
 }
+
+/// Links (or copies, across file systems) every file of `from` into `to`.
+fn link_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            link_tree(&e.path(), &target);
+        } else if std::fs::hard_link(e.path(), &target).is_err() {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A kernel built by hand is a kbuild output folder: the bzImage under
+/// arch/x86/boot, the release in include/config/kernel.release, `.config`,
+/// and the modules where kbuild leaves them (drivers/..., fs/..., with
+/// modules.order and modules.builtin at the top). Laid out from Debian's
+/// 6.1 package, `--kernel FOLDER` boots it.
+#[test]
+fn a_kbuild_output_folder_boots_with_the_modules_in_its_tree() {
+    let out = run(&["images", "fetch", "6.1"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("6.1:"))
+        .expect("fetch line");
+    let release = line
+        .split('(')
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap()
+        .to_string();
+    let vmlinuz = std::path::PathBuf::from(line.rsplit("vmlinuz ").next().unwrap().trim());
+    let root = vmlinuz.parent().unwrap().parent().unwrap();
+    let modules = root.join("lib/modules").join(&release);
+    let build = tempfile::tempdir().unwrap();
+    let t = build.path();
+    std::fs::create_dir_all(t.join("arch/x86/boot")).unwrap();
+    std::fs::copy(&vmlinuz, t.join("arch/x86/boot/bzImage")).unwrap();
+    std::fs::create_dir_all(t.join("include/config")).unwrap();
+    std::fs::write(
+        t.join("include/config/kernel.release"),
+        format!("{release}\n"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root.join(format!("boot/config-{release}")),
+        t.join(".config"),
+    )
+    .unwrap();
+    link_tree(&modules.join("kernel"), t);
+    for f in ["modules.order", "modules.builtin"] {
+        std::fs::copy(modules.join(f), t.join(f)).unwrap();
+    }
+    let results = tempfile::tempdir().unwrap();
+    let r = results.path().to_str().unwrap();
+    let out = run(&[
+        "run",
+        "memcg-fill",
+        "--kernel",
+        t.to_str().unwrap(),
+        "--param",
+        "limit=10",
+        "--results",
+        r,
+    ]);
+    let s = summary(results.path());
+    let a = attempt(&s, 0);
+    assert_eq!(out.status.code(), Some(0), "{a}");
+    assert_eq!(a["outcome"], "not-reproduced", "{a}");
+    assert_eq!(a["kernel"]["release"].as_str().unwrap(), release);
+    assert_eq!(a["machine"], "microvm", "{a}");
+}

@@ -17,6 +17,7 @@
 
 use super::cache::{self, Cache};
 use super::debian::Mirror;
+use crate::model::CgroupVersion;
 use crate::tomlfile::{self, TomlFileError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -47,9 +48,21 @@ pub struct Manifest {
     #[serde(default)]
     pub record: Vec<String>,
     /// Per cgroup version (`v1`, `v2`): kernel arguments, or why the
-    /// release cannot boot it.
-    #[serde(default)]
+    /// release cannot boot it. Other keys are refused.
+    #[serde(default, deserialize_with = "cgroup_keys")]
     pub cgroup: BTreeMap<String, CgroupSettings>,
+}
+
+/// `[cgroup.vN]` tables, keyed by a real cgroup version (a typo would
+/// otherwise drop its kernel arguments without a word).
+fn cgroup_keys<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, CgroupSettings>, D::Error> {
+    let typed = BTreeMap::<CgroupVersion, CgroupSettings>::deserialize(d)?;
+    Ok(typed
+        .into_iter()
+        .map(|(k, v)| (k.as_str().to_string(), v))
+        .collect())
 }
 
 fn default_components() -> Vec<String> {
@@ -125,7 +138,7 @@ pub fn load_all(dir: &Path) -> Result<Vec<Named>, RootfsError> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let text = tomlfile::read(&path)?;
         let manifest: Manifest = tomlfile::parse(&path, &text)?;
         out.push(Named {
             name,
@@ -477,6 +490,17 @@ mod tests {
         let e = load_all(tmp.path()).unwrap_err().to_string();
         assert!(e.contains("x.toml:4:1"), "{e}");
         assert!(e.contains("bogus"), "{e}");
+        std::fs::write(
+            tmp.path().join("x.toml"),
+            "suite = \"x\"\nsize_mib = 10\npackages = []\n[cgroup.v1]\ncmdline = []\n[cgroup.V2]\ncmdline = [\"a\"]\n",
+        )
+        .unwrap();
+        let e = load_all(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("x.toml:6:"), "{e}");
+        assert!(
+            e.contains("unknown variant `V2`, expected `v1` or `v2`"),
+            "{e}"
+        );
     }
 
     #[test]

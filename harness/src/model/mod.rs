@@ -1,13 +1,14 @@
 //! The shared vocabulary, at the bottom of the module graph: a cell's
 //! coordinates, attempts and their outcomes, the run's record, the events
-//! the runner emits, the binary's exit statuses, and version numbers. Pure
-//! data and derivations; every other module may use it, it uses none of
-//! them.
+//! the runner emits, the binary's exit statuses, the bounds on user-set
+//! numbers, and version numbers. Pure data and derivations; every other
+//! module may use it, it uses none of them.
 
 pub mod attempt;
 pub mod cell;
 pub mod events;
 pub mod exit;
+pub mod limits;
 pub mod record;
 pub mod version;
 

@@ -6,6 +6,7 @@ use super::expand::{expand, AxisValues, Entry, Include, Rules, Selector};
 use super::pattern::Pattern;
 use super::profile::{Profile, ProfileFile};
 use super::PlannedCell;
+use crate::model::limits::{MAX_MEMORY_MIB, MAX_TIMEOUT_S, MAX_VCPUS, MIN_MEMORY_MIB};
 use crate::model::{AccelChoice, CgroupVersion, Driver, Expect, Field};
 use crate::scenario::Scenario;
 use crate::tomlfile::{self, line_col, TomlFileError};
@@ -50,7 +51,10 @@ pub struct MatrixFile {
     pub log_cap: Option<Spanned<String>>,
     #[serde(default)]
     pub out_cap: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "tomlfile::within_opt::<_, _, 0, MAX_TIMEOUT_S>"
+    )]
     pub stall_s: Option<u64>,
     #[serde(default)]
     pub profile: BTreeMap<String, ProfileFile>,
@@ -94,9 +98,21 @@ pub struct ScenarioEntry {
     pub label: Option<String>,
     #[serde(default)]
     pub params: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(
+        default,
+        deserialize_with = "tomlfile::within_opt::<_, _, 1, MAX_TIMEOUT_S>"
+    )]
     pub timeout_s: Option<u64>,
     pub repeat: Option<u32>,
+    #[serde(
+        default,
+        deserialize_with = "tomlfile::within_opt::<_, _, MIN_MEMORY_MIB, MAX_MEMORY_MIB>"
+    )]
     pub memory_mib: Option<u32>,
+    #[serde(
+        default,
+        deserialize_with = "tomlfile::within_opt::<_, _, 1, MAX_VCPUS>"
+    )]
     pub vcpus: Option<u32>,
     /// Override an axis for this scenario.
     pub kernels: Option<Vec<Spanned<String>>>,
@@ -143,11 +159,7 @@ pub struct Matrix {
 
 /// Reads and parses a matrix file.
 pub fn load_matrix(path: &Path) -> Result<Matrix, MatrixError> {
-    let text = std::fs::read_to_string(path).map_err(|e| MatrixError::File {
-        path: path.to_path_buf(),
-        message: format!("cannot read: {e}"),
-    })?;
-    parse_matrix(path, &text)
+    parse_matrix(path, &tomlfile::read(path)?)
 }
 
 /// Parses matrix text (`path` names it in errors).
@@ -309,36 +321,48 @@ impl Matrix {
     }
 
     /// The profile `name` with its inheritance chain applied.
+    /// Errors about a name that came from an `inherits` point at it.
     pub fn profile(&self, name: &str) -> Result<Profile, MatrixError> {
         let mut chain: Vec<&ProfileFile> = Vec::new();
         let mut cur = Some(name.to_string());
+        // The `inherits` value that named `cur`, if a file did.
+        let mut named_at: Option<std::ops::Range<usize>> = None;
         let mut seen = BTreeSet::new();
+        let err = |at: &Option<std::ops::Range<usize>>, message: String| match at {
+            Some(span) => self.at(span.clone(), message),
+            None => MatrixError::File {
+                path: self.path.clone(),
+                message,
+            },
+        };
         while let Some(n) = cur {
             if !seen.insert(n.clone()) {
-                return Err(MatrixError::File {
-                    path: self.path.clone(),
-                    message: format!("profile `{n}` inherits from itself"),
-                });
+                return Err(err(
+                    &named_at,
+                    format!("profile `{n}` inherits from itself"),
+                ));
             }
             match self.file.profile.get(&n) {
                 Some(p) => {
                     chain.push(p);
+                    named_at = p.inherits.as_ref().map(Spanned::span);
                     cur = p
                         .inherits
-                        .clone()
+                        .as_ref()
+                        .map(|i| i.get_ref().clone())
                         .or_else(|| (n != "default").then(|| "default".to_string()));
                 }
                 None if n == "default" => cur = None,
                 None => {
                     let known: Vec<&str> = self.file.profile.keys().map(String::as_str).collect();
-                    return Err(MatrixError::File {
-                        path: self.path.clone(),
-                        message: format!(
+                    return Err(err(
+                        &named_at,
+                        format!(
                             "no profile `{n}`; profiles: default{}{}",
                             if known.is_empty() { "" } else { ", " },
                             known.join(", ")
                         ),
-                    });
+                    ));
                 }
             }
         }
@@ -679,6 +703,11 @@ expect = "reproduced"
         "cap `16MB`: use a size of at least 1k"
     )]
     #[case(
+        "stall_s = -5\n[axes]\nkernels = [\"6.1\"]\n",
+        "matrix.toml:1:11",
+        "-5 is out of range: use 0 to 604800"
+    )]
+    #[case(
         "out_cap = \"12\"\n[axes]\nkernels = [\"6.1\"]\n",
         "matrix.toml:1:11",
         "cap `12`"
@@ -698,10 +727,56 @@ expect = "reproduced"
         "matrix.toml:4:10",
         "v9"
     )]
+    #[case(
+        "[profile.ci]\nboot_timeout_s = 9223372036854775807\n[axes]\nkernels = [\"6.1\"]\n",
+        "matrix.toml:2:18",
+        "9223372036854775807 is out of range: use 1 to 604800"
+    )]
+    #[case(
+        "[axes]\nkernels = [\"6.1\"]\n[[scenario]]\nname = \"x\"\ntimeout_s = 0\n",
+        "matrix.toml:5:13",
+        "0 is out of range: use 1 to 604800"
+    )]
+    #[case(
+        "[axes]\nkernels = [\"6.1\"]\n[[scenario]]\nname = \"x\"\nmemory_mib = 0\n",
+        "matrix.toml:5:14",
+        "use 64 to 1048576"
+    )]
+    #[case(
+        "[profile.ci]\nvcpus = 1000\n[axes]\nkernels = [\"6.1\"]\n",
+        "matrix.toml:2:9",
+        "use 1 to 256"
+    )]
     fn errors_point_at_line_and_column(#[case] text: &str, #[case] at: &str, #[case] names: &str) {
         let e = matrix(text).unwrap_err().to_string();
         assert!(e.starts_with(at), "{e}");
         assert!(e.contains(names), "{e}");
+    }
+
+    #[rstest]
+    #[case(
+        "[profile.a]\ninherits = \"a\"\n",
+        "a",
+        "matrix.toml:2:12: profile `a` inherits from itself"
+    )]
+    #[case(
+        "[profile.a]\ninherits = \"b\"\n[profile.b]\ninherits = \"a\"\n",
+        "a",
+        "matrix.toml:4:12: profile `a` inherits from itself"
+    )]
+    #[case(
+        "[profile.a]\ninherits = \"nobody\"\n",
+        "a",
+        "matrix.toml:2:12: no profile `nobody`; profiles: default, a"
+    )]
+    #[case("", "nope", "matrix.toml: no profile `nope`; profiles: default")]
+    fn profile_errors_point_at_the_inherits_that_caused_them(
+        #[case] profiles: &str,
+        #[case] name: &str,
+        #[case] want: &str,
+    ) {
+        let m = matrix(&format!("{profiles}[axes]\nkernels = [\"6.1\"]\n")).unwrap();
+        assert_eq!(m.profile(name).unwrap_err().to_string(), want);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! with inheritance (`inherits`, default `default`), resolved into a
 //! [`Profile`].
 
+use crate::model::limits::{MAX_MEMORY_MIB, MAX_TIMEOUT_S, MAX_VCPUS, MIN_MEMORY_MIB};
 use crate::model::AccelChoice;
+use crate::tomlfile;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
@@ -11,7 +13,7 @@ use serde_spanned::Spanned;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileFile {
-    pub inherits: Option<String>,
+    pub inherits: Option<Spanned<String>>,
     /// Cells in parallel (0 or absent: what cores and memory allow).
     pub jobs: Option<usize>,
     /// Attempts per cell (all are kept; mixed outcomes make it flaky).
@@ -20,9 +22,21 @@ pub struct ProfileFile {
     pub retries: Option<u32>,
     /// `auto`, `kvm` or `tcg`.
     pub accel: Option<Spanned<String>>,
+    #[serde(
+        default,
+        deserialize_with = "tomlfile::within_opt::<_, _, 1, MAX_TIMEOUT_S>"
+    )]
     pub boot_timeout_s: Option<u64>,
     /// Guest memory for every cell (default: each scenario's own).
+    #[serde(
+        default,
+        deserialize_with = "tomlfile::within_opt::<_, _, MIN_MEMORY_MIB, MAX_MEMORY_MIB>"
+    )]
     pub memory_mib: Option<u32>,
+    #[serde(
+        default,
+        deserialize_with = "tomlfile::within_opt::<_, _, 1, MAX_VCPUS>"
+    )]
     pub vcpus: Option<u32>,
     /// Results folder.
     pub results: Option<String>,
@@ -33,6 +47,10 @@ pub struct ProfileFile {
     pub out_cap: Option<Spanned<String>>,
     /// Seconds without any output from the guest that end a scenario
     /// whose `scenario.toml` sets no `stall_s` (0: off).
+    #[serde(
+        default,
+        deserialize_with = "tomlfile::within_opt::<_, _, 0, MAX_TIMEOUT_S>"
+    )]
     pub stall_s: Option<u64>,
 }
 

@@ -306,8 +306,9 @@ pub fn run_attempt(
         ScriptEnd::Lost(why) if again.is_some() => ScriptEnd::Dropped(why),
         end => end,
     };
-    let script = result::parse_result(
-        &std::fs::read_to_string(out_dir.join("result.jsonl")).unwrap_or_default(),
+    // Bytes: a line that is not UTF-8 is rejected on its own, the rest kept.
+    let script = result::parse_result_bytes(
+        &std::fs::read(out_dir.join("result.jsonl")).unwrap_or_default(),
     );
     // QEMU first: the sessions' sockets then close at once instead of
     // waiting on a guest that may not answer.

@@ -60,13 +60,25 @@ pub fn outcome_of(v: Verdict) -> Outcome {
 
 /// Parses the JSON-lines result file.
 pub fn parse_result(text: &str) -> ScriptResult {
+    parse_result_bytes(text.as_bytes())
+}
+
+/// Parses the result file as the guest left it: a line that is not UTF-8
+/// is rejected on its own ([`LineError::NotUtf8`]), the others are kept.
+pub fn parse_result_bytes(bytes: &[u8]) -> ScriptResult {
     let mut r = ScriptResult::default();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        match result_line::parse(line) {
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let parsed = std::str::from_utf8(raw)
+            .map_err(|e| LineError::NotUtf8 {
+                column: e.valid_up_to() + 1,
+            })
+            .map(str::trim);
+        let line = match parsed {
+            Ok("") => continue,
+            Ok(line) => result_line::parse(line),
+            Err(e) => Err(e),
+        };
+        match line {
             Ok(ResultLine::Metric {
                 metric,
                 value,
@@ -97,7 +109,7 @@ pub fn parse_result(text: &str) -> ScriptResult {
             Ok(ResultLine::Log { log }) => r.logs.push(log),
             Err(error) => r.bad_lines.push(BadLine {
                 number: i + 1,
-                text: line.to_string(),
+                text: String::from_utf8_lossy(raw).trim().to_string(),
                 error,
             }),
         }
@@ -328,6 +340,21 @@ not json
             r.outcome.as_ref().unwrap().0,
             Outcome::Reproduced,
             "last wins"
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_rejected_alone() {
+        let r = parse_result_bytes(
+            b"{\"metric\":\"m\",\"value\":1}\r\n{\"log\":\"a\xffb\"}\n\n{\"outcome\":\"reproduced\"}",
+        );
+        assert_eq!(r.metrics["m"].value, serde_json::json!(1));
+        assert_eq!(r.outcome.as_ref().map(|o| o.0), Some(Outcome::Reproduced));
+        assert_eq!(r.bad_lines.len(), 1);
+        assert_eq!(r.bad_lines[0].text, "{\"log\":\"a\u{fffd}b\"}");
+        assert_eq!(
+            r.bad_lines_reason().unwrap(),
+            "result.jsonl line 2: not UTF-8 text (invalid byte at column 10)"
         );
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::{io_err, KernelError, Result};
+use super::{KernelError, Result};
 use crate::images::cache;
 use crate::images::debian::PackageQuery;
 use crate::tomlfile;
@@ -247,7 +247,7 @@ pub fn load_manifests(dir: &Path) -> Result<Vec<KernelManifest>> {
     files.sort();
     let mut out = Vec::new();
     for f in files {
-        let text = fs::read_to_string(&f).map_err(io_err(&f))?;
+        let text = tomlfile::read(&f)?;
         out.push(parse_manifest(&f, &text)?);
     }
     check_unique(&out)?;
