@@ -96,6 +96,7 @@ fn spec(
         vcpus: 1,
         ssh_port: vm::free_port().unwrap(),
         console_log: dir.join("console.log"),
+        console_cap: repro::caplog::DEFAULT_LOG_CAP,
         tsc_khz: vm::qemu::host_tsc_khz(),
         name: "repro-bench".into(),
         disk: None,
@@ -136,7 +137,7 @@ fn boot_to_ssh_with(s: VmSpec, host_key: &[u8], key: &KeyPair) -> (Vm, GuestSess
         key,
         Some(host_key),
         Instant::now() + Duration::from_secs(180),
-        &mut || {
+        &mut |_| {
             v.exited()
                 .map(|st| repro::model::StopReason::QemuExited(st.to_string()))
         },
@@ -285,8 +286,12 @@ fn fill(runs: usize) {
         tar.append_dir_all("scenario", &scen).unwrap();
         tar.append_dir_all("lib", root().join("scenarios/lib"))
             .unwrap();
-        sess.upload_tar("/repro", &tar.into_inner().unwrap())
-            .unwrap();
+        sess.upload_tar(
+            "/repro",
+            &tar.into_inner().unwrap(),
+            Instant::now() + Duration::from_secs(120),
+        )
+        .unwrap();
         let run = |cmd: &str| {
             let t = Instant::now();
             let o = sess.exec(cmd, Duration::from_secs(1800)).unwrap();

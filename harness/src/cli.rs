@@ -37,6 +37,31 @@ pub struct GuestArgs {
     /// Folder the run's folder is created in [default: results/].
     #[arg(long)]
     pub results: Option<PathBuf>,
+    /// Cap of each log (console, stdout, stderr, result file): the head and
+    /// the tail are kept, with a line saying how much was dropped
+    /// [default: matrix.toml's log_cap, else 16M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_cap)]
+    pub log_cap: Option<u64>,
+    /// Cap of all artefacts fetched from $REPRO_OUT together
+    /// [default: matrix.toml's out_cap, else 64M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_cap)]
+    pub out_cap: Option<u64>,
+    /// End a scenario after this many seconds without any output from the
+    /// guest (console, stdout, stderr, result file); 0: off. Beats each
+    /// scenario's own stall_s [default: the scenario's, else matrix.toml's,
+    /// else 600].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=limits::MAX_TIMEOUT_S))]
+    pub stall_s: Option<u64>,
+}
+
+/// A cap such as `16M`: bytes with an optional binary unit, at least 1k.
+fn parse_cap(s: &str) -> Result<u64, String> {
+    match repro::scenario::parse_size(s) {
+        Some(n) if n >= 1024 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a cap: use a size of at least 1k, such as 16M (k, M, G: binary units)"
+        )),
+    }
 }
 
 #[derive(Subcommand)]

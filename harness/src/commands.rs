@@ -86,6 +86,9 @@ impl Ctx {
             boot_timeout_s: g.boot_timeout,
             results: g.results.clone(),
             jobs,
+            log_cap: g.log_cap,
+            out_cap: g.out_cap,
+            stall_s: g.stall_s,
         }
     }
 
@@ -95,22 +98,22 @@ impl Ctx {
 
     /// The mirror for commands that run no matrix file.
     fn mirror(&self) -> Option<String> {
-        let repo = settings::repository_mirror(&self.root);
+        let repo = settings::repository_settings(&self.root);
         settings::mirror(
             &self.flags(&GuestArgs::default(), None),
             &self.env,
-            repo.as_deref(),
+            repo.debian_mirror.as_deref(),
         )
     }
 
     fn exec(&self, g: &GuestArgs, jobs: Option<usize>, default_jobs: usize) -> ExecOptions {
-        let repo = settings::repository_mirror(&self.root);
+        let repo = settings::repository_settings(&self.root);
         settings::exec_options(
             &self.root,
             &self.flags(g, jobs),
             &self.env,
             None,
-            repo.as_deref(),
+            &repo,
             default_jobs,
             self.command_line.clone(),
         )
@@ -227,7 +230,7 @@ impl Ctx {
             &self.flags(&a.guest, a.jobs),
             &self.env,
             Some(&prof),
-            m.debian_mirror(),
+            &m.settings(),
             0,
             self.command_line.clone(),
         );

@@ -4,6 +4,7 @@
 //! Data flows `plan → images → vm → guest → outcome → events → report`; see
 //! ARCHITECTURE.md for the map and the invariants.
 
+pub mod caplog;
 pub mod fsutil;
 pub mod guest;
 pub mod images;

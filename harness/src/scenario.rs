@@ -20,6 +20,14 @@ pub struct Manifest {
     pub entry: String,
     #[serde(deserialize_with = "tomlfile::within::<_, _, 1, MAX_TIMEOUT_S>")]
     pub timeout_s: u64,
+    /// Seconds without any output from the guest (console, stdout, stderr,
+    /// result file) after which the scenario is ended as stalled; 0: off;
+    /// absent: the run's default (600 s unless matrix.toml or a flag says).
+    #[serde(
+        default,
+        deserialize_with = "tomlfile::within_opt::<_, _, 0, MAX_TIMEOUT_S>"
+    )]
+    pub stall_s: Option<u64>,
     #[serde(deserialize_with = "tomlfile::within::<_, _, MIN_MEMORY_MIB, MAX_MEMORY_MIB>")]
     pub memory_mib: u32,
     #[serde(

@@ -5,8 +5,8 @@
 
 use crate::images::Cache;
 use crate::model::AccelChoice;
-use crate::plan::Profile;
-use crate::run::ExecOptions;
+use crate::plan::{FileSettings, Profile};
+use crate::run::{ExecOptions, RunLimits};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,6 +15,11 @@ pub const MIRROR_ENV: &str = "REPRO_DEBIAN_MIRROR";
 
 /// Seconds to wait for a guest's SSH when nothing says otherwise.
 pub const DEFAULT_BOOT_TIMEOUT_S: u64 = 180;
+
+/// Seconds without any output from the guest (console, stdout, stderr,
+/// result file) that end a scenario, when nothing says otherwise: generous,
+/// since a quiet scenario is not a stuck one.
+pub const DEFAULT_STALL_S: u64 = 600;
 
 /// What the command line said (absent: not given).
 #[derive(Debug, Clone, Default)]
@@ -25,6 +30,10 @@ pub struct Flags {
     pub boot_timeout_s: Option<u64>,
     pub results: Option<PathBuf>,
     pub jobs: Option<usize>,
+    pub log_cap: Option<u64>,
+    pub out_cap: Option<u64>,
+    /// Beats every scenario's own `stall_s` too.
+    pub stall_s: Option<u64>,
 }
 
 /// What the environment said.
@@ -52,14 +61,45 @@ pub fn mirror(flags: &Flags, env: &Environment, matrix_mirror: Option<&str>) -> 
         .or_else(|| matrix_mirror.map(str::to_string))
 }
 
-/// `debian_mirror` of the repository's `matrix.toml`, for commands that do
-/// not run a matrix (`run`, `fixed-in`, `images`). A file that does not
-/// parse sets nothing here; `repro matrix` reports its errors.
-pub fn repository_mirror(root: &Path) -> Option<String> {
+/// What the repository's `matrix.toml` sets for the whole run (mirror,
+/// caps, stall limit), for commands that do not run a matrix (`run`,
+/// `fixed-in`, `images`). A file that does not parse sets nothing here;
+/// `repro matrix` reports its errors.
+pub fn repository_settings(root: &Path) -> FileSettings {
     let path = root.join("matrix.toml");
     crate::plan::load_matrix(&path)
-        .ok()
-        .and_then(|m| m.debian_mirror().map(str::to_string))
+        .map(|m| m.settings())
+        .unwrap_or_default()
+}
+
+/// The bounds of every attempt: flag, else profile, else matrix file, else
+/// the default. A stall limit from a flag beats each scenario's own; the
+/// others are the default for scenarios that set none. 0 turns it off.
+pub fn limits(flags: &Flags, profile: Option<&Profile>, file: &FileSettings) -> RunLimits {
+    let pick = |flag: Option<u64>, prof: Option<u64>, file: Option<u64>, default: u64| {
+        flag.or(prof).or(file).unwrap_or(default)
+    };
+    RunLimits {
+        log_cap: pick(
+            flags.log_cap,
+            profile.and_then(|p| p.log_cap),
+            file.log_cap,
+            crate::caplog::DEFAULT_LOG_CAP,
+        ),
+        out_cap: pick(
+            flags.out_cap,
+            profile.and_then(|p| p.out_cap),
+            file.out_cap,
+            crate::caplog::DEFAULT_OUT_CAP,
+        ),
+        stall_override: flags.stall_s,
+        stall_default: pick(
+            None,
+            profile.and_then(|p| p.stall_s),
+            file.stall_s,
+            DEFAULT_STALL_S,
+        ),
+    }
 }
 
 /// The cache: flag (or `REPRO_CACHE_DIR`, which the command line reads),
@@ -76,7 +116,7 @@ pub fn exec_options(
     flags: &Flags,
     env: &Environment,
     profile: Option<&Profile>,
-    matrix_mirror: Option<&str>,
+    file: &FileSettings,
     default_jobs: usize,
     command: String,
 ) -> ExecOptions {
@@ -93,7 +133,7 @@ pub fn exec_options(
         root: root.to_path_buf(),
         results_root: results,
         cache: cache(flags),
-        mirror: mirror(flags, env, matrix_mirror),
+        mirror: mirror(flags, env, file.debian_mirror.as_deref()),
         accel: flags
             .accel
             .or(profile.map(|p| p.accel))
@@ -109,6 +149,7 @@ pub fn exec_options(
             .or(profile.and_then(|p| p.jobs))
             .unwrap_or(default_jobs),
         retries: profile.map_or(1, |p| p.retries),
+        limits: limits(flags, profile, file),
         command,
     }
 }
@@ -124,7 +165,19 @@ mod tests {
         profile: Option<&Profile>,
         m: Option<&str>,
     ) -> ExecOptions {
-        exec_options(Path::new("/repo"), flags, env, profile, m, 1, String::new())
+        let file = FileSettings {
+            debian_mirror: m.map(str::to_string),
+            ..FileSettings::default()
+        };
+        exec_options(
+            Path::new("/repo"),
+            flags,
+            env,
+            profile,
+            &file,
+            1,
+            String::new(),
+        )
     }
 
     #[test]
@@ -136,6 +189,64 @@ mod tests {
         assert_eq!(o.retries, 1);
         assert_eq!(o.results_root, Path::new("/repo/results"));
         assert_eq!(o.mirror, None);
+        assert_eq!(
+            o.limits,
+            RunLimits {
+                log_cap: 16 << 20,
+                out_cap: 64 << 20,
+                stall_override: None,
+                stall_default: 600,
+            }
+        );
+    }
+
+    #[test]
+    fn limits_come_from_flag_then_profile_then_file() {
+        let file = FileSettings {
+            log_cap: Some(1 << 20),
+            out_cap: Some(2 << 20),
+            stall_s: Some(900),
+            ..FileSettings::default()
+        };
+        let none = Flags::default();
+        let l = limits(&none, None, &file);
+        assert_eq!(
+            (l.log_cap, l.out_cap, l.stall_default),
+            (1 << 20, 2 << 20, 900)
+        );
+        let p = Profile {
+            log_cap: Some(4096),
+            stall_s: Some(0),
+            ..Profile::default()
+        };
+        let l = limits(&none, Some(&p), &file);
+        assert_eq!((l.log_cap, l.out_cap, l.stall_default), (4096, 2 << 20, 0));
+        assert_eq!(l.stall_override, None);
+        let f = Flags {
+            log_cap: Some(8192),
+            stall_s: Some(30),
+            ..Flags::default()
+        };
+        let l = limits(&f, Some(&p), &file);
+        assert_eq!(
+            (l.log_cap, l.stall_override, l.stall_default),
+            (8192, Some(30), 0)
+        );
+    }
+
+    #[test]
+    fn the_repository_matrix_sets_the_limits_of_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(
+            tmp.path().join("matrix.toml"),
+            "log_cap = \"1M\"\nstall_s = 120\n[axes]\nkernels = [\"6.1\"]\n",
+        )
+        .unwrap();
+        let s = repository_settings(tmp.path());
+        assert_eq!(
+            (s.log_cap, s.out_cap, s.stall_s),
+            (Some(1 << 20), None, Some(120))
+        );
     }
 
     #[test]
@@ -202,15 +313,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            repository_mirror(tmp.path()).as_deref(),
+            repository_settings(tmp.path()).debian_mirror.as_deref(),
             Some("http://root/")
         );
         let m = crate::plan::load_matrix(&other).unwrap();
-        let o = opts(
+        let o = exec_options(
+            Path::new("/repo"),
             &Flags::default(),
             &Environment::default(),
             None,
-            m.debian_mirror(),
+            &m.settings(),
+            1,
+            String::new(),
         );
         assert_eq!(o.mirror.as_deref(), Some("http://other/"));
     }

@@ -3,7 +3,8 @@
 //! a kernel panic, a kernel warning, a hung task, a hang, a broken script,
 //! malformed result lines, an OOM-killed script, a dropped SSH connection,
 //! a script that kills every process (`kill -9 -1`, on the initramfs and
-//! a root-filesystem guest), and interrupting or killing the harness while
+//! a root-filesystem guest), a stdout flood, a starved guest, a silent
+//! scenario, and interrupting or killing the harness while
 //! a guest runs.
 
 mod common;
@@ -124,6 +125,125 @@ fn a_dropped_ssh_connection_is_not_a_scenario_failure() {
         reason.starts_with("the SSH session running the entry script was dropped: the guest's SSH server ended during the scenario and its init restarted it (sshd (dropbear, pid ")
             && reason.contains("exited with status 1; restarting it)"),
         "{reason}"
+    );
+}
+
+/// The folder of the first attempt of the run's only cell.
+fn attempt_dir(results: &Path, a: &serde_json::Value) -> PathBuf {
+    run_dir(results).join(a["artifacts"]["dir"].as_str().unwrap())
+}
+
+#[test]
+fn a_stdout_flood_is_capped_with_its_head_tail_and_dropped_count() {
+    let cap: u64 = 1 << 20;
+    let (s, t) = run_fixture_with("flood", &["--log-cap", "1M", "--out-cap", "2M"], 0);
+    let a = attempt(&s, 0);
+    // The script's own verdict stands: the cap is not a failure.
+    assert_eq!(a["outcome"], "not-reproduced", "{a}");
+    assert_eq!(a["reason"], "flooded stdout with 256 MiB", "{a}");
+    let printed = "flood start\n".len() as u64 + (256 << 20) + "flood end\n".len() as u64;
+    assert_eq!(a["dropped"]["stdout"], printed - cap, "{a}");
+    assert!(a["dropped"].get("stderr").is_none(), "{a}");
+    assert_eq!(a["limits"]["log_cap_bytes"], cap, "{a}");
+    let log = std::fs::read(attempt_dir(t.path(), a).join("stdout.log")).unwrap();
+    let text = String::from_utf8_lossy(&log);
+    let marker = format!(
+        "[repro: {} bytes dropped here: stdout.log is capped at {cap} bytes, keeping the first {} and the last {}]\n",
+        printed - cap,
+        cap / 2,
+        cap / 2
+    );
+    assert!(
+        log.len() as u64 <= cap + 1 + marker.len() as u64,
+        "{} bytes",
+        log.len()
+    );
+    assert!(
+        text.starts_with("flood start\n0123456789abc"),
+        "{}",
+        &text[..100]
+    );
+    assert!(text.contains(&marker), "no marker");
+    assert!(
+        text.ends_with("flood end\n"),
+        "{}",
+        &text[text.len() - 100..]
+    );
+    // The result.json beside the logs says the same as the summary.
+    let rec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(attempt_dir(t.path(), a).join("result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["dropped"]["stdout"], printed - cap);
+
+    // The result file kept its head and its tail (the verdict), whole
+    // lines only, with a log line where the middle was.
+    let out = attempt_dir(t.path(), a).join("out");
+    let result = std::fs::read_to_string(out.join("result.jsonl")).unwrap();
+    assert!(result.len() as u64 <= cap + 200, "{} bytes", result.len());
+    let dropped = a["dropped"]["result"].as_u64().unwrap();
+    let written = 100_000 * "{\"log\":\"result flood\"}\n".len() as u64
+        + "{\"outcome\":\"not-reproduced\",\"reason\":\"flooded stdout with 256 MiB\"}\n".len()
+            as u64;
+    let kept: u64 = result
+        .lines()
+        .filter(|l| !l.contains("repro: "))
+        .map(|l| l.len() as u64 + 1)
+        .sum();
+    assert_eq!(dropped, written - kept, "{a}");
+    assert!(result.contains(&format!(
+        "{{\"log\":\"repro: {dropped} bytes of result.jsonl dropped here (capped at {cap} bytes)\"}}\n"
+    )));
+    // The other artefacts: 3 MiB + 6 bytes through a 2 MiB cap.
+    assert_eq!(a["dropped"]["out"], (3u64 << 20) + 6 - (2 << 20), "{a}");
+    assert_eq!(a["limits"]["out_cap_bytes"], 2u64 << 20, "{a}");
+    let note = std::fs::read_to_string(out.join("REPRO-TRUNCATED.txt")).unwrap();
+    assert!(note.contains("big.bin: cut to its first"), "{note}");
+    let big = std::fs::metadata(out.join("big.bin")).unwrap().len();
+    let small = std::fs::metadata(out.join("small.txt")).map_or(0, |m| m.len());
+    assert_eq!(big + small, 2 << 20);
+}
+
+#[test]
+fn a_starved_guest_times_out_on_time_and_is_torn_down_quickly() {
+    let (s, _t) = run_fixture("starve", 0);
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "timeout", "{a}");
+    assert_eq!(a["phase"], "scenario", "{a}");
+    let limit = a["limits"]["timeout_s"].as_u64().unwrap();
+    assert_eq!(limit, 20, "the fixture's timeout_s applied: {a}");
+    assert_eq!(
+        a["reason"],
+        format!("the scenario did not finish within its {limit} s time limit")
+    );
+    // Recorded numbers against the configured limit, with generous slack:
+    // declared within a few seconds of timeout_s, torn down in seconds
+    // (the fetches after a timeout get 10 s, then QEMU is killed).
+    let scenario = a["timings"]["scenario"].as_f64().unwrap();
+    let teardown = a["timings"]["teardown"].as_f64().unwrap();
+    assert!(
+        scenario >= limit as f64 && scenario <= limit as f64 + 5.0,
+        "scenario took {scenario} s for a {limit} s limit"
+    );
+    assert!(teardown <= 20.0, "teardown took {teardown} s");
+}
+
+#[test]
+fn a_silent_scenario_is_ended_by_the_stall_watchdog() {
+    let (s, _t) = run_fixture("stall", 0);
+    let a = attempt(&s, 0);
+    assert_eq!(a["outcome"], "timeout", "{a}");
+    assert_eq!(
+        a["reason"],
+        "no output from the guest for 10 s: console, stdout, stderr and result.jsonl all silent",
+        "{a}"
+    );
+    assert_eq!(a["limits"]["stall_s"], 10, "{a}");
+    assert_eq!(a["limits"]["timeout_s"], 600, "{a}");
+    let scenario = a["timings"]["scenario"].as_f64().unwrap();
+    assert!(
+        (10.0..=20.0).contains(&scenario),
+        "stalled after {scenario} s for stall_s = 10"
     );
 }
 

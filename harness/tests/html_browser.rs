@@ -189,6 +189,8 @@ fn attempt(n: u32, outcome: Outcome, kernel: &str, dir: &str, scale: f64) -> Att
             dir: d,
         },
         started_at: "2026-11-22T20:00:00Z".into(),
+        limits: None,
+        dropped: Default::default(),
     }
 }
 

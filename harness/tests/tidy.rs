@@ -32,6 +32,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "tomlfile",
             "paths",
             "fsutil",
+            "caplog",
             "keys",
             "result_line",
             "kit",

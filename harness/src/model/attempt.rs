@@ -292,6 +292,61 @@ pub struct Attempt {
     pub retry: Retry,
     pub artifacts: Artifacts,
     pub started_at: String,
+    /// The bounds the scenario ran under (absent in summaries written
+    /// before they were recorded, and for attempts that never booted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+    /// Bytes dropped from each capped log or from the artefacts, for those
+    /// that passed their cap.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dropped: BTreeMap<Captured, u64>,
+}
+
+/// The limits an attempt's scenario ran under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// The scenario's time limit that applied (`scenario.toml`, or the
+    /// matrix entry's `timeout_s`).
+    pub timeout_s: u64,
+    /// The no-progress limit that applied; absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_s: Option<u64>,
+    /// The cap on each of the console, stdout, stderr and result logs.
+    pub log_cap_bytes: u64,
+    /// The cap on all the artefacts fetched from `$REPRO_OUT` together.
+    pub out_cap_bytes: u64,
+}
+
+/// What the guest sends the host that is capped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Captured {
+    /// `console.log`, the serial console.
+    Console,
+    /// `stdout.log`, the entry script's standard output.
+    Stdout,
+    /// `stderr.log`.
+    Stderr,
+    /// `out/result.jsonl`.
+    Result,
+    /// `journal.log`, a root-filesystem guest's journal.
+    Journal,
+    /// Every other file fetched from `$REPRO_OUT`, together.
+    Out,
+}
+
+impl Captured {
+    /// The file (or folder) as a report names it.
+    pub fn file(self) -> &'static str {
+        match self {
+            Captured::Console => "console.log",
+            Captured::Stdout => "stdout.log",
+            Captured::Stderr => "stderr.log",
+            Captured::Result => "result.jsonl",
+            Captured::Journal => "journal.log",
+            Captured::Out => "out/",
+        }
+    }
 }
 
 impl Attempt {
@@ -331,6 +386,9 @@ pub enum StopReason {
     QemuExited(String),
     /// What was awaited did not happen before the deadline.
     Deadline(String),
+    /// Nothing came from the guest for this many seconds: no console
+    /// line, no stdout or stderr byte, no growth of the result file.
+    Stalled(u64),
     /// The guest's `/init` could not set the guest up and said why (its `REPRO-FAILED`
     /// line: a required driver missing, no network interface, the root disk not mounted).
     /// Booting the same image again fails the same way.
@@ -354,6 +412,10 @@ impl std::fmt::Display for StopReason {
             StopReason::KernelCrash(t) => write!(f, "kernel crash: {t}"),
             StopReason::QemuExited(st) => write!(f, "QEMU exited ({st})"),
             StopReason::Deadline(what) => write!(f, "{what} did not appear in time"),
+            StopReason::Stalled(s) => write!(
+                f,
+                "no output from the guest for {s} s: console, stdout, stderr and result.jsonl all silent"
+            ),
             StopReason::GuestFailed(why) => write!(f, "the guest's /init failed: {why}"),
         }
     }
@@ -418,6 +480,8 @@ mod tests {
             retry: Retry::default(),
             artifacts: Artifacts::default(),
             started_at: String::new(),
+            limits: None,
+            dropped: BTreeMap::new(),
         };
         assert!(a.worth_retrying(), "an SSH or QEMU failure may pass");
         a.retry = StopReason::GuestFailed("no network interface: virtio_net ...".into()).retry();

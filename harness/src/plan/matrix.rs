@@ -30,12 +30,32 @@ pub enum MatrixError {
     File { path: PathBuf, message: String },
 }
 
+/// What a matrix file sets for the whole run, outside its profiles; the
+/// `settings` module ranks it below flags and the profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileSettings {
+    pub debian_mirror: Option<String>,
+    pub log_cap: Option<u64>,
+    pub out_cap: Option<u64>,
+    pub stall_s: Option<u64>,
+}
+
 /// The file as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatrixFile {
     #[serde(default)]
     pub debian_mirror: Option<String>,
+    /// Run-wide bounds for every profile (a profile may override them).
+    #[serde(default)]
+    pub log_cap: Option<Spanned<String>>,
+    #[serde(default)]
+    pub out_cap: Option<Spanned<String>>,
+    #[serde(
+        default,
+        deserialize_with = "tomlfile::within_opt::<_, _, 0, MAX_TIMEOUT_S>"
+    )]
+    pub stall_s: Option<u64>,
     #[serde(default)]
     pub profile: BTreeMap<String, ProfileFile>,
     pub axes: Axes,
@@ -277,8 +297,27 @@ impl Matrix {
             if let Some(a) = &p.accel {
                 self.typed::<AccelChoice>(a)?;
             }
+            self.size(&p.log_cap)?;
+            self.size(&p.out_cap)?;
         }
+        self.size(&self.file.log_cap)?;
+        self.size(&self.file.out_cap)?;
         Ok(())
+    }
+
+    /// A cap such as `16M` (at least 1k), or an error at its place.
+    fn size(&self, v: &Option<Spanned<String>>) -> Result<Option<u64>, MatrixError> {
+        let Some(s) = v else { return Ok(None) };
+        match crate::scenario::parse_size(s.get_ref()) {
+            Some(n) if n >= 1024 => Ok(Some(n)),
+            _ => Err(self.at(
+                s.span(),
+                format!(
+                    "cap `{}`: use a size of at least 1k, such as `16M` (k, M, G: binary units)",
+                    s.get_ref()
+                ),
+            )),
+        }
     }
 
     /// The profile `name` with its inheritance chain applied.
@@ -411,6 +450,21 @@ impl Matrix {
     /// The `debian_mirror` this file sets, if any.
     pub fn debian_mirror(&self) -> Option<&str> {
         self.file.debian_mirror.as_deref()
+    }
+
+    /// The run settings the file sets outside its profiles (checked at
+    /// load).
+    pub fn settings(&self) -> FileSettings {
+        let size = |v: &Option<Spanned<String>>| {
+            v.as_ref()
+                .and_then(|s| crate::scenario::parse_size(s.get_ref()))
+        };
+        FileSettings {
+            debian_mirror: self.file.debian_mirror.clone(),
+            log_cap: size(&self.file.log_cap),
+            out_cap: size(&self.file.out_cap),
+            stall_s: self.file.stall_s,
+        }
     }
 }
 
@@ -642,6 +696,21 @@ expect = "reproduced"
         "[axes]\nkernels = [\"6.1\"]\ncgroups = [\"v3\"]\n",
         "matrix.toml:3:12",
         "v3"
+    )]
+    #[case(
+        "[profile.ci]\nlog_cap = \"16MB\"\n[axes]\nkernels = [\"6.1\"]\n",
+        "matrix.toml:2:11",
+        "cap `16MB`: use a size of at least 1k"
+    )]
+    #[case(
+        "stall_s = -5\n[axes]\nkernels = [\"6.1\"]\n",
+        "matrix.toml:1:11",
+        "-5 is out of range: use 0 to 604800"
+    )]
+    #[case(
+        "out_cap = \"12\"\n[axes]\nkernels = [\"6.1\"]\n",
+        "matrix.toml:1:11",
+        "cap `12`"
     )]
     #[case(
         "[profile.ci]\naccel = \"hvf\"\n[axes]\nkernels = [\"6.1\"]\n",

@@ -10,7 +10,7 @@ pub mod profile;
 pub mod request;
 
 pub use expand::{expand, AxisValues, Entry, Filter, Include, Rules, Selector};
-pub use matrix::{load_matrix, Matrix, MatrixError};
+pub use matrix::{load_matrix, FileSettings, Matrix, MatrixError};
 pub use profile::Profile;
 pub use request::Request;
 

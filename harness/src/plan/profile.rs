@@ -40,6 +40,18 @@ pub struct ProfileFile {
     pub vcpus: Option<u32>,
     /// Results folder.
     pub results: Option<String>,
+    /// Cap of each log (console, stdout, stderr, result file): a size
+    /// such as `16M`.
+    pub log_cap: Option<Spanned<String>>,
+    /// Cap of all artefacts fetched from `$REPRO_OUT` together (a size).
+    pub out_cap: Option<Spanned<String>>,
+    /// Seconds without any output from the guest that end a scenario
+    /// whose `scenario.toml` sets no `stall_s` (0: off).
+    #[serde(
+        default,
+        deserialize_with = "tomlfile::within_opt::<_, _, 0, MAX_TIMEOUT_S>"
+    )]
+    pub stall_s: Option<u64>,
 }
 
 /// Resolved run settings.
@@ -54,6 +66,10 @@ pub struct Profile {
     pub memory_mib: Option<u32>,
     pub vcpus: Option<u32>,
     pub results: Option<String>,
+    /// Absent: the matrix file's, else the default.
+    pub log_cap: Option<u64>,
+    pub out_cap: Option<u64>,
+    pub stall_s: Option<u64>,
 }
 
 impl Default for Profile {
@@ -68,6 +84,9 @@ impl Default for Profile {
             memory_mib: None,
             vcpus: None,
             results: None,
+            log_cap: None,
+            out_cap: None,
+            stall_s: None,
         }
     }
 }
@@ -104,6 +123,19 @@ impl Profile {
             }
             if f.results.is_some() {
                 p.results = f.results.clone();
+            }
+            let size = |v: &Option<Spanned<String>>| {
+                v.as_ref()
+                    .and_then(|s| crate::scenario::parse_size(s.get_ref()))
+            };
+            if let Some(v) = size(&f.log_cap) {
+                p.log_cap = Some(v);
+            }
+            if let Some(v) = size(&f.out_cap) {
+                p.out_cap = Some(v);
+            }
+            if f.stall_s.is_some() {
+                p.stall_s = f.stall_s;
             }
         }
         p

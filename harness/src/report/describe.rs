@@ -11,6 +11,33 @@ use crate::model::{Attempt, ConsoleFinding, FindingSource, Outcome};
 pub const KUBELET_NOTE: &str = "Kubelet profiles reproduce each kubelet version's node-level actions \
 (the cgroups it creates, its runc's kernel-memory accounting, its defaults), not the kubelet binary.";
 
+/// What the caps dropped from an attempt's logs and artefacts, as one
+/// line (`None` when nothing was dropped): "output capped: stdout.log lost
+/// 255.0 MiB (16.0 MiB kept per log)".
+pub(crate) fn capped_note(a: &Attempt) -> Option<String> {
+    if a.dropped.is_empty() {
+        return None;
+    }
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
+    let parts: Vec<String> = a
+        .dropped
+        .iter()
+        .map(|(what, n)| format!("{} lost {}", what.file(), mib(*n)))
+        .collect();
+    let caps = a
+        .limits
+        .as_ref()
+        .map(|l| {
+            format!(
+                " (caps: {} per log, {} of artefacts)",
+                mib(l.log_cap_bytes),
+                mib(l.out_cap_bytes)
+            )
+        })
+        .unwrap_or_default();
+    Some(format!("output capped: {}{caps}", parts.join(", ")))
+}
+
 /// How many cells have each status, every status in legend order.
 pub(crate) fn status_counts(s: &RunSummary) -> Vec<(Status, usize)> {
     STATUSES

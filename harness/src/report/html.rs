@@ -10,8 +10,8 @@
 
 use super::chart::{series, timings};
 use super::describe::{
-    attempt_fraction, finding_line, finding_log, findings, key_metric, problem, representative,
-    status_counts, KUBELET_NOTE,
+    attempt_fraction, capped_note, finding_line, finding_log, findings, key_metric, problem,
+    representative, status_counts, KUBELET_NOTE,
 };
 use super::escape::{href, html as esc};
 use super::format::{self, first_line};
@@ -362,6 +362,9 @@ fn problems(o: &mut String, grids: &[Grid]) {
                          <a href=\"#warnings\">Warnings</a></div>",
                         a.warnings.len()
                     );
+                }
+                if let Some(note) = capped_note(a) {
+                    let _ = write!(o, "<p class=\"capped\">{}</p>", esc(&note));
                 }
             }
             o.push_str("</div>\n");

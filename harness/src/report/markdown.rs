@@ -2,8 +2,8 @@
 //! a pull-request comment. Rendered from a [`RunSummary`] only.
 
 use super::describe::{
-    attempt_fraction, finding_line, finding_log, findings, key_metric, problem, status_counts,
-    KUBELET_NOTE,
+    attempt_fraction, capped_note, finding_line, finding_log, findings, key_metric, problem,
+    status_counts, KUBELET_NOTE,
 };
 use super::escape::{html, markdown as md, markdown_code};
 use super::grid::{case_name, grids};
@@ -105,6 +105,28 @@ pub fn markdown(s: &RunSummary) -> String {
         out.push('\n');
     }
     warnings(&mut out, s);
+    let mut capped = vec![];
+    for g in grids(s) {
+        for c in g.iter() {
+            for a in &c.attempts {
+                if let Some(note) = capped_note(a) {
+                    capped.push(format!(
+                        "- `{}` attempt {}: {}",
+                        markdown_code(&case_name(c, &g.varying)),
+                        a.number,
+                        md(&note)
+                    ));
+                }
+            }
+        }
+    }
+    if !capped.is_empty() {
+        let _ = writeln!(out, "### Capped output\n");
+        for p in capped {
+            let _ = writeln!(out, "{p}");
+        }
+        out.push('\n');
+    }
     let _ = writeln!(out, "<sub>{}</sub>", legend(Glyphs::Emoji));
     out
 }
@@ -204,6 +226,36 @@ from <code>memcg-fill__kernel=6.1__cgroup=v1/attempt-1/dmesg.log</code>
 ";
         let got = markdown(&mixed());
         assert_eq!(got, want, "\n--- got ---\n{got}");
+    }
+
+    #[test]
+    fn capped_output_is_listed_with_the_caps() {
+        let mut s = summary();
+        let mut c = cell(
+            "flood",
+            "6.1",
+            "v1",
+            Expect::Any,
+            &[Outcome::NotReproduced],
+            1,
+        );
+        c.attempts[0].dropped = [(Captured::Stdout, 255 << 20)].into();
+        c.attempts[0].limits = Some(Limits {
+            timeout_s: 60,
+            stall_s: None,
+            log_cap_bytes: 1 << 20,
+            out_cap_bytes: 64 << 20,
+        });
+        s.cells = vec![c];
+        let got = markdown(&s);
+        assert!(
+            got.contains(
+                "### Capped output\n\n- `flood[kernel=6.1,cgroup=v1]` attempt 1: output capped: \
+                 stdout.log lost 255.0 MiB (caps: 1.0 MiB per log, 64.0 MiB of artefacts)\n"
+            ),
+            "{got}"
+        );
+        assert!(!markdown(&mixed()).contains("Capped"));
     }
 
     #[test]

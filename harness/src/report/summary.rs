@@ -125,6 +125,8 @@ pub(crate) mod tests {
             retry: Retry::MayHelp,
             artifacts: Artifacts::default(),
             started_at: "2026-11-22T20:00:00Z".into(),
+            limits: None,
+            dropped: Default::default(),
         }
     }
 
@@ -156,6 +158,29 @@ pub(crate) mod tests {
         let text = std::fs::read_to_string(tmp.path().join("summary.json")).unwrap();
         assert!(text.contains("\"outcome\": \"reproduced\""), "{text}");
         assert!(text.contains("\"schema_version\": 1"));
+    }
+
+    #[test]
+    fn limits_and_dropped_bytes_are_optional_both_ways() {
+        // A summary written before they were recorded still reads...
+        let mut old = serde_json::to_value(attempt(Outcome::Timeout)).unwrap();
+        assert!(old.get("limits").is_none() && old.get("dropped").is_none());
+        old.as_object_mut().unwrap().remove("limits");
+        let back: Attempt = serde_json::from_value(old).unwrap();
+        assert_eq!((back.limits, back.dropped.len()), (None, 0));
+        // ...and a new one round-trips them.
+        let mut a = attempt(Outcome::NotReproduced);
+        a.limits = Some(Limits {
+            timeout_s: 90,
+            stall_s: Some(300),
+            log_cap_bytes: 16 << 20,
+            out_cap_bytes: 64 << 20,
+        });
+        a.dropped = [(Captured::Stdout, 42), (Captured::Out, 7)].into();
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["dropped"], serde_json::json!({"stdout": 42, "out": 7}));
+        assert_eq!(v["limits"]["stall_s"], 300);
+        assert_eq!(serde_json::from_value::<Attempt>(v).unwrap(), a);
     }
 
     fn cell(expect: Expect, outcomes: &[Outcome]) -> CellRecord {

@@ -1,12 +1,22 @@
 //! One attempt of one cell: boot, connect, upload, run, fetch, judge,
 //! tear down. Every failure becomes a recorded outcome, never a panic.
+//!
+//! Time: the scenario's deadline (`timeout_s`) starts with its upload and
+//! holds whatever the guest does, and a stall watchdog ends it early when
+//! nothing comes from the guest for `stall_s`. Teardown is bounded: after
+//! a timeout, a stall or a lost guest the fetches get a few seconds, then
+//! QEMU is killed (SIGKILL) before the SSH session is dropped, so nothing
+//! waits on a guest that does not answer. Size: every log the guest
+//! writes to is capped (`caplog`), and so are the fetched artefacts.
 
 use super::prepare::{PreparedKernel, PreparedRootfs};
 use super::result::{self, ScriptEnd};
-use crate::guest::{self, GuestError, GuestSession, KeyPair};
+use super::RunLimits;
+use crate::caplog::{CappedFile, Capture, Marker};
+use crate::guest::{self, Activity, Cmd, GuestError, GuestSession, KeyPair};
 use crate::model::{
-    Artifacts, Attempt, Event, EventSink, FindingKind, FindingSource, Outcome, Phase, RootfsInfo,
-    StopReason, Timings,
+    Artifacts, Attempt, Captured, Event, EventSink, FindingKind, FindingSource, Limits, Outcome,
+    Phase, RootfsInfo, StopReason, Timings,
 };
 use crate::plan::PlannedCell;
 use crate::scenario;
@@ -20,6 +30,15 @@ use std::time::{Duration, Instant};
 /// What the guest's `/init` prints when sshd is listening.
 pub const READY_MARKER: &str = "REPRO-READY";
 
+/// How long the fetches after a scenario that ended by itself may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long they may take after a timeout, a stall or a lost guest: such
+/// a guest may never answer, and QEMU is killed right after.
+const FETCH_AFTER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where the scenario's artefacts are in the guest.
+const OUT_DIR: &str = "/repro/out";
+/// The note written into `out/` when artefacts passed their cap.
+const TRUNCATED_NOTE: &str = "REPRO-TRUNCATED.txt";
 /// How long a guest that dropped the scenario's SSH session gets to answer
 /// a new one (its init or systemd restarts the SSH server at once).
 const RECONNECT_WAIT: Duration = Duration::from_secs(20);
@@ -31,6 +50,7 @@ pub struct RunContext<'a> {
     pub key: &'a KeyPair,
     pub run_dir: &'a Path,
     pub boot_timeout: Duration,
+    pub limits: RunLimits,
     pub cancel: Arc<AtomicBool>,
     pub sink: &'a dyn EventSink,
 }
@@ -97,6 +117,8 @@ pub fn run_attempt(
         retry: Default::default(),
         artifacts,
         started_at: super::now_rfc3339(),
+        limits: None,
+        dropped: BTreeMap::new(),
     };
 
     if !cell.scenario.supports_cgroup(cell.key.cgroup) {
@@ -117,6 +139,17 @@ pub fn run_attempt(
         return attempt;
     }
 
+    let timeout_s = cell
+        .timeout_s
+        .unwrap_or(cell.scenario.manifest.timeout_s)
+        .max(1);
+    let stall_s = ctx.limits.stall_s(cell.scenario.manifest.stall_s);
+    attempt.limits = Some(Limits {
+        timeout_s,
+        stall_s,
+        log_cap_bytes: ctx.limits.log_cap,
+        out_cap_bytes: ctx.limits.out_cap,
+    });
     ctx.sink.event(&Event::Phase {
         id: id.clone(),
         phase: Phase::Boot,
@@ -152,7 +185,7 @@ pub fn run_attempt(
     });
     let session = {
         let cancel = ctx.cancel.clone();
-        let mut watch = || guest_gone(&mut vm, &cancel);
+        let mut watch = |_: Activity| guest_gone(&mut vm, &cancel);
         match ready {
             Ok(()) => GuestSession::connect(addr, ctx.key, Some(host_key), deadline, &mut watch),
             Err(why) => Err(GuestError::Stopped(why)),
@@ -196,6 +229,7 @@ pub fn run_attempt(
             attempt.reason = reason;
             attempt.phase = Some(Phase::Boot);
             attempt.warnings = vm.console.findings();
+            record_capture(&mut attempt, Captured::Console, vm.console.log_capture());
             finish(&mut attempt, started, &dir);
             return attempt;
         }
@@ -207,41 +241,62 @@ pub fn run_attempt(
         detail: cell.scenario.name().into(),
     });
     let scen_start = Instant::now();
+    let bounds = Bounds {
+        deadline: scen_start + Duration::from_secs(timeout_s),
+        timeout_s,
+        stall_s,
+        log_cap: ctx.limits.log_cap,
+    };
     // Findings come in console order: those after this many are the
     // scenario's (an OOM kill among them explains a script that died).
     let warnings_before = vm.console.findings().len();
-    let end = run_scenario(ctx, cell, env, &session, &mut vm, &dir);
+    let (end, logs) = run_scenario(ctx, cell, env, &session, &mut vm, &dir, &bounds);
     attempt.timings.scenario = scen_start.elapsed().as_secs_f64();
+    record_capture(&mut attempt, Captured::Stdout, logs.stdout);
+    record_capture(&mut attempt, Captured::Stderr, logs.stderr);
 
     // Fetch whatever the scenario left, even after a failure, if the guest
     // still answers: over the scenario's session, or over a new one when
     // the scenario dropped it (e.g. `kill -9 -1` took the SSH server, which
-    // the guest's init restarts).
+    // the guest's init restarts); briefly when it may not answer.
     let teardown_start = Instant::now();
     let out_dir = dir.join("out");
     let _ = std::fs::create_dir_all(&out_dir);
     let again = match end {
         ScriptEnd::Lost(_) if vm.exited().is_none() && vm.console.crash().is_none() => {
             let cancel = ctx.cancel.clone();
-            let mut watch = || guest_gone(&mut vm, &cancel);
+            let mut watch = |_: Activity| guest_gone(&mut vm, &cancel);
             let deadline = Instant::now() + RECONNECT_WAIT;
             GuestSession::connect(addr, ctx.key, Some(host_key), deadline, &mut watch).ok()
         }
         _ => None,
     };
+    // A guest that ended the scenario itself, or answered again, gets time
+    // for the fetches; one that timed out, stalled or went away does not.
+    let fetch_deadline = Instant::now()
+        + match (&end, &again) {
+            (ScriptEnd::Exited(_), _) | (_, Some(_)) => FETCH_TIMEOUT,
+            _ => FETCH_AFTER_TIMEOUT,
+        };
     let evidence = match end {
         ScriptEnd::Lost(_) => again.as_ref(),
         _ => Some(&session),
     };
     let mut dmesg = None;
     if let Some(s) = evidence.filter(|_| vm.exited().is_none()) {
-        if let Ok(tar) = s.download_tar("/repro/out") {
-            let _ = tar::Archive::new(&tar[..]).unpack(&out_dir);
-        }
+        let fetched = fetch_out(s, &out_dir, &ctx.limits, fetch_deadline);
+        record_capture(&mut attempt, Captured::Result, fetched.result);
+        record_capture(&mut attempt, Captured::Out, Some(fetched.out));
         if rootfs.is_some() {
-            save_journal(s, &dir.join("journal.log"));
+            let kept = save_journal(
+                s,
+                &dir.join("journal.log"),
+                ctx.limits.log_cap,
+                fetch_deadline,
+            );
+            record_capture(&mut attempt, Captured::Journal, kept);
         }
-        dmesg = save_dmesg(s, &dir.join("dmesg.log"));
+        dmesg = save_dmesg(s, &dir.join("dmesg.log"), fetch_deadline);
         if dmesg.is_some() {
             attempt.artifacts.dmesg = Some(format!("{rel_dir}/dmesg.log"));
         }
@@ -251,15 +306,18 @@ pub fn run_attempt(
         ScriptEnd::Lost(why) if again.is_some() => ScriptEnd::Dropped(why),
         end => end,
     };
-    drop(again);
     // Bytes: a line that is not UTF-8 is rejected on its own, the rest kept.
     let script = result::parse_result_bytes(
         &std::fs::read(out_dir.join("result.jsonl")).unwrap_or_default(),
     );
-    drop(session);
+    // QEMU first: the sessions' sockets then close at once instead of
+    // waiting on a guest that may not answer.
     vm.kill();
+    drop(again);
+    drop(session);
+    record_capture(&mut attempt, Captured::Console, vm.console.log_capture());
     let crash = vm.console.crash();
-    let stderr_tail = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    let stderr_tail = read_tail(&dir.join("stderr.log"), 64 * 1024);
     let warnings = vm.console.findings();
     let during = warnings.get(warnings_before..).unwrap_or_default();
     let (outcome, reason, phase) =
@@ -311,27 +369,32 @@ fn guest_mismatch(cell: &PlannedCell, rootfs: Option<&PreparedRootfs>) -> Option
     }
 }
 
-/// Saves the guest's journal of this boot (best effort: a guest that
-/// cannot give it still has its console log).
-fn save_journal(session: &GuestSession, path: &Path) {
-    let text = match session.exec(
+/// Saves the guest's journal of this boot, capped, by `deadline` (best
+/// effort: a guest that cannot give it still has its console log).
+fn save_journal(
+    session: &GuestSession,
+    path: &Path,
+    cap: u64,
+    deadline: Instant,
+) -> Option<Capture> {
+    let mut log = CappedFile::create(path, cap, Marker::Text).ok()?;
+    if let Err(e) = session.fetch(
         "journalctl -b --no-pager -o short-monotonic",
-        Duration::from_secs(60),
+        &mut log,
+        deadline.min(Instant::now() + Duration::from_secs(60)),
     ) {
-        Ok(o) => {
-            let mut t = o.stdout;
-            t.extend_from_slice(&o.stderr);
-            t
-        }
-        Err(e) => format!("journalctl failed: {e}\n").into_bytes(),
-    };
-    let _ = std::fs::write(path, text);
+        let _ = log.put(format!("\njournalctl failed: {e}\n").as_bytes());
+    }
+    log.finish().ok()
 }
 
 /// Saves the guest's `dmesg` (every level; the kernel's log buffer bounds
 /// its size) and returns it, best effort.
-fn save_dmesg(session: &GuestSession, path: &Path) -> Option<String> {
-    let o = session.exec("dmesg", Duration::from_secs(30)).ok()?;
+fn save_dmesg(session: &GuestSession, path: &Path, deadline: Instant) -> Option<String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let o = session
+        .exec("dmesg", left.min(Duration::from_secs(30)))
+        .ok()?;
     std::fs::write(path, &o.stdout).ok()?;
     Some(String::from_utf8_lossy(&o.stdout).into_owned())
 }
@@ -348,6 +411,360 @@ fn guest_gone(vm: &mut Vm, cancel: &AtomicBool) -> Option<StopReason> {
         return Some(StopReason::QemuExited(st.to_string()));
     }
     None
+}
+
+/// Whether the guest went silent: nothing on the console and nothing from
+/// the command (stdout, stderr, result file growth) for `stall_s`.
+fn stalled(
+    stall_s: Option<u64>,
+    command: Activity,
+    console: Option<Instant>,
+    now: Instant,
+) -> Option<StopReason> {
+    let s = stall_s?;
+    let last = console.map_or(command.last, |c| c.max(command.last));
+    (now.saturating_duration_since(last) >= Duration::from_secs(s))
+        .then_some(StopReason::Stalled(s))
+}
+
+/// Notes what a capped log or the artefacts dropped.
+fn record_capture(attempt: &mut Attempt, what: Captured, kept: Option<Capture>) {
+    if let Some(c) = kept.filter(|c| c.dropped > 0) {
+        attempt.dropped.insert(what, c.dropped);
+    }
+}
+
+/// The last `n` bytes of a file (the end of a capped log), as text.
+fn read_tail(path: &Path, n: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(n)));
+    let mut buf = Vec::new();
+    let _ = f.take(n).read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// What `fetch_out` kept.
+struct Fetched {
+    /// The result file's log, when there was one.
+    result: Option<Capture>,
+    /// Every other artefact, together.
+    out: Capture,
+}
+
+/// Fetches `/repro/out` into `out_dir` by `deadline`, within the caps:
+/// the result file as a capped log (the guest sends only its head and
+/// tail, cut at line boundaries here), then the other files as a tar
+/// stream spooled to disk (never held in memory), unpacked while the
+/// artefact budget lasts. An over-cap set gets a note in `out/`.
+fn fetch_out(
+    session: &GuestSession,
+    out_dir: &Path,
+    limits: &RunLimits,
+    deadline: Instant,
+) -> Fetched {
+    let (result, out, note) = match fetch_result(session, out_dir, limits.log_cap, deadline) {
+        // A guest that does not answer the first fetch is not asked again.
+        Err(e) => (
+            None,
+            Capture::default(),
+            Some(format!("repro: the artefacts were not fetched: {e}\n")),
+        ),
+        Ok(result) => match fetch_artifacts(session, out_dir, limits.out_cap, deadline) {
+            Ok((out, note)) => (result, out, note),
+            Err(e) => (
+                result,
+                Capture::default(),
+                Some(format!("repro: the artefacts were not fetched: {e}\n")),
+            ),
+        },
+    };
+    if let Some(note) = note {
+        let _ = std::fs::write(out_dir.join(TRUNCATED_NOTE), note);
+    }
+    Fetched { result, out }
+}
+
+/// The result file through a capped log. The guest prints the file's size
+/// on the first line, then the file, or only its first `head` and last
+/// `tail` bytes when it is over the cap (the log counts the middle as
+/// dropped and cuts both pieces at line boundaries).
+fn fetch_result(
+    session: &GuestSession,
+    out_dir: &Path,
+    cap: u64,
+    deadline: Instant,
+) -> Result<Option<Capture>, GuestError> {
+    let path = out_dir.join(result::RESULT_FILE);
+    let Ok(file) = std::fs::File::create(&path) else {
+        return Ok(None);
+    };
+    let (head, tail) = (cap - cap / 2, cap / 2);
+    let mut log = CappedFile::with_split(file, result::RESULT_FILE, head, tail, Marker::JsonLines);
+    let cmd = format!(
+        "f={OUT_DIR}/{name}; [ -f $f ] || exit 0; n=$(wc -c < $f); echo $n; \
+         if [ $n -le {cap} ]; then cat $f; else head -c {head} $f; tail -c {tail} $f; fi",
+        name = result::RESULT_FILE
+    );
+    let mut sink = ResultSink {
+        log: &mut log,
+        size: None,
+        line: Vec::new(),
+        head,
+        tail,
+    };
+    let fetched = session.fetch(&cmd, &mut sink, deadline);
+    let seen = sink.size.is_some();
+    let kept = log.finish().ok();
+    if !seen && kept.is_none_or(|k| k.bytes == 0) {
+        // No result file (or no answer): leave none rather than an empty one.
+        let _ = std::fs::remove_file(&path);
+        return fetched.map(|()| None);
+    }
+    Ok(kept)
+}
+
+/// Splits the guest's answer for the result file: the size line, then the
+/// bytes, with the skipped middle counted once the head has passed.
+struct ResultSink<'a> {
+    log: &'a mut CappedFile,
+    size: Option<u64>,
+    line: Vec<u8>,
+    head: u64,
+    tail: u64,
+}
+
+impl std::io::Write for ResultSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut data = buf;
+        if self.size.is_none() {
+            match data.iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    self.line.extend_from_slice(&data[..i]);
+                    let n = String::from_utf8_lossy(&self.line)
+                        .trim()
+                        .parse()
+                        .unwrap_or(0);
+                    self.size = Some(n);
+                    data = &data[i + 1..];
+                }
+                None => {
+                    self.line.extend_from_slice(data);
+                    return Ok(buf.len());
+                }
+            }
+        }
+        let size = self.size.unwrap_or(0);
+        let cut = size > self.head + self.tail;
+        let offered = self.log.offered();
+        if cut && offered < self.head && offered + data.len() as u64 >= self.head {
+            let (h, rest) = data.split_at((self.head - offered) as usize);
+            self.log.put(h)?;
+            self.log.skip(size - self.head - self.tail)?;
+            self.log.put(rest)?;
+        } else {
+            self.log.put(data)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.log.flush()
+    }
+}
+
+/// The artefacts other than the result file: a tar stream, cut by the
+/// guest a little past the cap, spooled to a capped file beside `out/`,
+/// then unpacked entry by entry while `cap` bytes of file content last.
+/// Returns what was kept and, when something was dropped, the note.
+fn fetch_artifacts(
+    session: &GuestSession,
+    out_dir: &Path,
+    cap: u64,
+    deadline: Instant,
+) -> Result<(Capture, Option<String>), String> {
+    // Tar headers and padding: room for a few thousand small files.
+    let limit = cap + (4 << 20);
+    let spool_path = out_dir.with_extension("tar.part");
+    let spool = std::fs::File::create(&spool_path).map_err(|e| e.to_string())?;
+    let mut spool_log = CappedFile::new(spool, "out.tar", limit, Marker::Bare);
+    // Every top-level entry but the result file, as arguments (busybox
+    // tar has no --exclude); the pipe fails when tar does.
+    let cmd = format!(
+        "set -o pipefail 2>/dev/null; cd {OUT_DIR} || exit 1; set --; \
+         for f in * .[!.]* ..?*; do \
+           {{ [ -e \"$f\" ] || [ -L \"$f\" ]; }} && [ \"$f\" != {name} ] && set -- \"$@\" \"./$f\"; \
+         done; \
+         [ $# -eq 0 ] || tar -c -f - \"$@\" | head -c {limit}",
+        name = result::RESULT_FILE
+    );
+    let fetched = session.fetch(&cmd, &mut spool_log, deadline);
+    let streamed = spool_log.finish().map_err(|e| e.to_string())?;
+    if let (Err(e), 0) = (&fetched, streamed.bytes) {
+        let _ = std::fs::remove_file(&spool_path);
+        return Err(e.to_string());
+    }
+    let unpacked = std::fs::File::open(&spool_path)
+        .map_err(|e| e.to_string())
+        .map(|f| unpack_capped(f, out_dir, cap));
+    let _ = std::fs::remove_file(&spool_path);
+    let u = unpacked?;
+    let cut = streamed.bytes >= limit || u.broken || fetched.is_err();
+    let mut kept = Capture {
+        bytes: u.bytes,
+        dropped: u.dropped,
+    };
+    if cut {
+        // The listing was cut short: count what the files held.
+        if let Some(total) = out_size(session, deadline) {
+            kept.bytes = kept.bytes.max(total);
+            kept.dropped = kept.bytes - u.kept;
+        }
+    }
+    if kept.dropped == 0 && !cut {
+        return Ok((kept, None));
+    }
+    let mut note = format!(
+        "repro: the artefacts in $REPRO_OUT are capped at {cap} bytes in all (out_cap); \
+         {} bytes of file content were not kept.\n",
+        kept.dropped
+    );
+    match fetched {
+        // Cut at the limit, tar dies of SIGPIPE: that is not news.
+        Err(e) if streamed.bytes < limit => {
+            note.push_str(&format!("The fetch ended early: {e}\n"));
+        }
+        _ => {}
+    }
+    for f in &u.notes {
+        note.push_str(f);
+        note.push('\n');
+    }
+    Ok((kept, Some(note)))
+}
+
+/// The bytes of every file in `/repro/out` but the result file (`None`
+/// when the guest does not answer in time).
+fn out_size(session: &GuestSession, deadline: Instant) -> Option<u64> {
+    let cmd = format!(
+        "cd {OUT_DIR} && find . -type f ! -name {name} -exec ls -ln {{}} +",
+        name = result::RESULT_FILE
+    );
+    let left = deadline.saturating_duration_since(Instant::now());
+    let o = session.exec(&cmd, left.min(Duration::from_secs(30))).ok()?;
+    Some(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4)?.parse::<u64>().ok())
+            .sum(),
+    )
+}
+
+/// What [`unpack_capped`] did.
+#[derive(Debug, Default, PartialEq)]
+struct Unpacked {
+    /// File content bytes listed in the archive.
+    bytes: u64,
+    /// File content bytes written.
+    kept: u64,
+    dropped: u64,
+    /// The archive ended inside an entry (the stream was cut).
+    broken: bool,
+    /// One line per file cut or left out.
+    notes: Vec<String>,
+}
+
+/// Unpacks the tar in `archive` into `dest`, keeping at most `cap` bytes
+/// of file content: files that fit are unpacked whole, the first that
+/// does not keeps its head, the rest are left out. Only plain relative
+/// paths are unpacked.
+fn unpack_capped(archive: impl std::io::Read, dest: &Path, cap: u64) -> Unpacked {
+    use std::io::Read as _;
+    let mut u = Unpacked::default();
+    let mut budget = cap;
+    let mut ar = tar::Archive::new(archive);
+    let Ok(entries) = ar.entries() else {
+        u.broken = true;
+        return u;
+    };
+    for entry in entries {
+        let Ok(mut entry) = entry else {
+            u.broken = true;
+            break;
+        };
+        let kind = entry.header().entry_type();
+        let Ok(raw) = entry.path().map(|p| p.into_owned()) else {
+            continue;
+        };
+        let plain = raw.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
+        if !plain {
+            continue;
+        }
+        // `./big.bin` as `big.bin`.
+        let rel: PathBuf = raw.components().collect();
+        if !kind.is_file() {
+            let _ = entry.unpack_in(dest);
+            continue;
+        }
+        let size = entry.header().size().unwrap_or(0);
+        u.bytes += size;
+        let target = dest.join(&rel);
+        if size <= budget {
+            match entry.unpack_in(dest) {
+                Ok(_) => {
+                    budget -= size;
+                    u.kept += size;
+                }
+                Err(_) => {
+                    // A short read: the stream ended inside this file.
+                    u.broken = true;
+                    break;
+                }
+            }
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let part = std::fs::File::create(&target).ok().map(|f| {
+            let name = rel.display().to_string();
+            CappedFile::new(f, &name, budget.max(1), Marker::Bare)
+        });
+        let kept = match part {
+            Some(mut f) if budget > 0 => {
+                let copied = std::io::copy(&mut (&mut entry).take(budget), &mut f);
+                let _ = f.finish();
+                if copied.is_err() {
+                    u.broken = true;
+                }
+                budget
+            }
+            _ => {
+                let _ = std::fs::remove_file(&target);
+                0
+            }
+        };
+        u.kept += kept;
+        u.dropped += size - kept;
+        u.notes.push(if kept > 0 {
+            format!("{}: cut to its first {kept} of {size} bytes", rel.display())
+        } else {
+            format!("{}: left out ({size} bytes)", rel.display())
+        });
+        budget = 0;
+        if u.broken {
+            break;
+        }
+    }
+    u
 }
 
 /// Records the attempt. Its guest is gone by now: a root-filesystem
@@ -399,6 +816,7 @@ fn boot(
             vcpus: cell.vcpus.unwrap_or(cell.scenario.manifest.vcpus).max(1),
             ssh_port: port,
             console_log: dir.join("console.log"),
+            console_cap: ctx.limits.log_cap,
             tsc_khz: crate::vm::qemu::host_tsc_khz(),
             disk: disk.clone(),
             name: format!(
@@ -431,6 +849,22 @@ fn boot(
     ))
 }
 
+/// The scenario's bounds in time and size.
+struct Bounds {
+    /// `timeout_s` after the scenario phase began (its upload included).
+    deadline: Instant,
+    timeout_s: u64,
+    stall_s: Option<u64>,
+    log_cap: u64,
+}
+
+/// What the stdout and stderr logs kept.
+#[derive(Default)]
+struct ScenarioLogs {
+    stdout: Option<Capture>,
+    stderr: Option<Capture>,
+}
+
 fn run_scenario(
     ctx: &RunContext,
     cell: &PlannedCell,
@@ -438,7 +872,10 @@ fn run_scenario(
     session: &GuestSession,
     vm: &mut Vm,
     dir: &Path,
-) -> ScriptEnd {
+    bounds: &Bounds,
+) -> (ScriptEnd, ScenarioLogs) {
+    let mut logs = ScenarioLogs::default();
+    let timed_out = ScriptEnd::TimedOut(bounds.timeout_s as f64);
     let lib = cell
         .scenario
         .dir
@@ -447,14 +884,23 @@ fn run_scenario(
         .unwrap_or_default();
     let tar = match pack_upload(&cell.scenario.dir, &lib) {
         Ok(t) => t,
-        Err(e) => return ScriptEnd::Lost(format!("cannot pack the scenario folder: {e}")),
+        Err(e) => {
+            let why = format!("cannot pack the scenario folder: {e}");
+            return (ScriptEnd::Lost(why), logs);
+        }
     };
-    if let Err(e) = session.upload_tar("/repro", &tar) {
-        return ScriptEnd::Lost(format!("uploading the scenario failed: {e}"));
+    match session.upload_tar("/repro", &tar, bounds.deadline) {
+        Ok(()) => {}
+        Err(GuestError::Timeout(_)) => return (timed_out, logs),
+        Err(e) => {
+            let why = format!("uploading the scenario failed: {e}");
+            return (ScriptEnd::Lost(why), logs);
+        }
     }
+    let result_path = format!("{OUT_DIR}/{}", result::RESULT_FILE);
     let mut env: Vec<(String, String)> = vec![
-        ("REPRO_RESULT".into(), "/repro/out/result.jsonl".into()),
-        ("REPRO_OUT".into(), "/repro/out".into()),
+        ("REPRO_RESULT".into(), result_path.clone()),
+        ("REPRO_OUT".into(), OUT_DIR.into()),
         ("REPRO_SCENARIO_DIR".into(), "/repro/scenario".into()),
         ("REPRO_LIB".into(), "/repro/lib".into()),
         ("REPRO_CGROUP".into(), cell.key.cgroup.to_string()),
@@ -469,33 +915,47 @@ fn run_scenario(
     }
     env.extend(extra_env.iter().cloned());
     let cmd = format!(
-        "mkdir -p /repro/out && cd /repro/scenario && {} sh ./{}",
+        "mkdir -p {OUT_DIR} && cd /repro/scenario && {} sh ./{}",
         guest::env_prefix(&env),
         guest::shell_quote(&cell.scenario.manifest.entry)
     );
-    let open = |name: &str| std::fs::File::create(dir.join(name));
+    let open = |name: &str| CappedFile::create(&dir.join(name), bounds.log_cap, Marker::Text);
     let (Ok(mut out), Ok(mut err)) = (open("stdout.log"), open("stderr.log")) else {
-        return ScriptEnd::Lost("cannot create the log files".into());
+        return (ScriptEnd::Lost("cannot create the log files".into()), logs);
     };
-    let timeout = Duration::from_secs(
-        cell.timeout_s
-            .unwrap_or(cell.scenario.manifest.timeout_s)
-            .max(1),
-    );
     let cancel = ctx.cancel.clone();
-    let mut watch = || guest_gone(vm, &cancel);
-    let r = session.run(&cmd, None, &mut out, &mut err, timeout, &mut watch);
+    let mut watch = |activity: Activity| {
+        guest_gone(vm, &cancel).or_else(|| {
+            stalled(
+                bounds.stall_s,
+                activity,
+                vm.console.last_output(),
+                Instant::now(),
+            )
+        })
+    };
+    let c = Cmd {
+        cmd: &cmd,
+        stdin: None,
+        deadline: bounds.deadline,
+        watch_file: bounds.stall_s.map(|_| result_path.as_str()),
+    };
+    let r = session.run(&c, &mut out, &mut err, &mut watch);
+    logs.stdout = out.finish().ok();
+    logs.stderr = err.finish().ok();
     // An interrupt kills the guests at once: whatever error that caused
     // is the interrupt's doing, not the scenario's or the guest's.
     if cancel.load(Ordering::SeqCst) {
-        return ScriptEnd::Cancelled;
+        return (ScriptEnd::Cancelled, logs);
     }
-    match r {
+    let end = match r {
         Ok(code) => ScriptEnd::Exited(code),
-        Err(GuestError::Timeout(s)) => ScriptEnd::TimedOut(s),
+        Err(GuestError::Timeout(_)) => timed_out,
         Err(GuestError::Stopped(StopReason::Cancelled)) => ScriptEnd::Cancelled,
+        Err(GuestError::Stopped(StopReason::Stalled(s))) => ScriptEnd::Stalled(s),
         Err(e) => ScriptEnd::Lost(e.to_string()),
-    }
+    };
+    (end, logs)
 }
 
 /// A tar with `scenario/...` (the scenario folder) and `lib/...`.
@@ -531,6 +991,149 @@ mod tests {
         names.sort();
         assert!(names.contains(&"scenario/run.sh".to_string()), "{names:?}");
         assert!(names.contains(&"lib/common.sh".to_string()), "{names:?}");
+    }
+
+    fn tar_of(files: &[(&str, usize)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, size) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(*size as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, &vec![b'a'; *size][..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn artefacts_past_the_cap_are_cut_then_left_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tar = tar_of(&[("a.txt", 10), ("sub/b.bin", 20), ("c.txt", 5)]);
+        let u = unpack_capped(&tar[..], tmp.path(), 25);
+        assert_eq!((u.bytes, u.kept, u.dropped, u.broken), (35, 25, 10, false));
+        assert_eq!(std::fs::read(tmp.path().join("a.txt")).unwrap().len(), 10);
+        assert_eq!(
+            std::fs::read(tmp.path().join("sub/b.bin")).unwrap().len(),
+            15
+        );
+        assert!(!tmp.path().join("c.txt").exists());
+        assert_eq!(
+            u.notes,
+            vec![
+                "sub/b.bin: cut to its first 15 of 20 bytes".to_string(),
+                "c.txt: left out (5 bytes)".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn artefacts_under_the_cap_are_all_kept_and_a_cut_stream_is_noticed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tar = tar_of(&[("a.txt", 10), ("b.txt", 2000)]);
+        let u = unpack_capped(&tar[..], tmp.path(), 1 << 20);
+        assert_eq!(
+            (u.bytes, u.kept, u.dropped, u.broken),
+            (2010, 2010, 0, false)
+        );
+        let cut = unpack_capped(
+            &tar[..1024 + 512 + 100],
+            tempfile::tempdir().unwrap().path(),
+            1 << 20,
+        );
+        assert!(cut.broken, "{cut:?}");
+        assert_eq!(cut.kept, 10);
+    }
+
+    /// What the guest answers for a result file (see `fetch_result`).
+    fn answer(file: &[u8], head: u64, tail: u64) -> Vec<u8> {
+        let mut a = format!("{}\n", file.len()).into_bytes();
+        if file.len() as u64 <= head + tail {
+            a.extend_from_slice(file);
+        } else {
+            a.extend_from_slice(&file[..head as usize]);
+            a.extend_from_slice(&file[file.len() - tail as usize..]);
+        }
+        a
+    }
+
+    fn receive(answer: &[u8], head: u64, tail: u64, chunk: usize) -> (String, Capture) {
+        use std::io::Write;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("result.jsonl");
+        let f = std::fs::File::create(&path).unwrap();
+        let mut log = CappedFile::with_split(f, "result.jsonl", head, tail, Marker::JsonLines);
+        let mut sink = ResultSink {
+            log: &mut log,
+            size: None,
+            line: Vec::new(),
+            head,
+            tail,
+        };
+        for c in answer.chunks(chunk) {
+            sink.write_all(c).unwrap();
+        }
+        let kept = log.finish().unwrap();
+        (std::fs::read_to_string(&path).unwrap(), kept)
+    }
+
+    #[rstest::rstest]
+    #[case::whole(1)]
+    #[case::bytes(7)]
+    #[case::big(4096)]
+    fn a_result_file_over_the_cap_keeps_whole_lines_at_both_ends(#[case] chunk: usize) {
+        let mut file = Vec::new();
+        for i in 0..100 {
+            file.extend_from_slice(format!("{{\"metric\":\"m{i}\",\"value\":{i}}}\n").as_bytes());
+        }
+        file.extend_from_slice(b"{\"outcome\":\"reproduced\",\"reason\":\"end\"}\n");
+        let (text, kept) = receive(&answer(&file, 100, 100), 100, 100, chunk);
+        let r = result::parse_result(&text);
+        assert!(r.bad_lines.is_empty(), "{:?}\n{text}", r.bad_lines);
+        assert_eq!(r.outcome.unwrap().1, "end");
+        assert!(r.metrics.contains_key("m0") && !r.metrics.contains_key("m50"));
+        assert_eq!(kept.bytes, file.len() as u64);
+        let kept_lines: usize = text
+            .lines()
+            .filter(|l| !l.contains("\"log\""))
+            .map(|l| l.len() + 1)
+            .sum();
+        assert_eq!(kept.dropped, file.len() as u64 - kept_lines as u64);
+        assert!(r.logs[0].starts_with(&format!(
+            "repro: {} bytes of result.jsonl dropped here",
+            kept.dropped
+        )));
+        let small = b"{\"outcome\":\"not-reproduced\",\"reason\":\"x\"}\n";
+        let (text, kept) = receive(&answer(small, 100, 100), 100, 100, chunk);
+        assert_eq!(text.as_bytes(), small);
+        assert_eq!(kept.dropped, 0);
+    }
+
+    #[test]
+    fn the_stall_watchdog_needs_every_source_silent() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let cmd = Activity { last: t0 };
+        assert_eq!(stalled(None, cmd, None, at(10_000)), None, "off");
+        assert_eq!(stalled(Some(30), cmd, None, at(29)), None);
+        assert_eq!(
+            stalled(Some(30), cmd, None, at(30)),
+            Some(StopReason::Stalled(30))
+        );
+        assert_eq!(
+            stalled(Some(30), cmd, Some(at(10)), at(30)),
+            None,
+            "console spoke"
+        );
+        let recent = Activity { last: at(20) };
+        assert_eq!(
+            stalled(Some(30), recent, Some(at(1)), at(45)),
+            None,
+            "stdout spoke"
+        );
+        assert_eq!(
+            stalled(Some(30), recent, Some(at(1)), at(50)),
+            Some(StopReason::Stalled(30))
+        );
     }
 
     #[test]

@@ -233,6 +233,7 @@ pub fn execute(
                             key: &key,
                             run_dir: &dir,
                             boot_timeout: opts.boot_timeout,
+                            limits: opts.limits,
                             cancel: cancel.clone(),
                             sink,
                         };
@@ -377,5 +378,7 @@ fn harness_attempt(
         retry: Default::default(),
         artifacts: Default::default(),
         started_at: now_rfc3339(),
+        limits: None,
+        dropped: BTreeMap::new(),
     }
 }

@@ -35,7 +35,29 @@ pub struct ExecOptions {
     pub jobs: usize,
     /// Extra attempts after an infrastructure `error`.
     pub retries: u32,
+    pub limits: RunLimits,
     pub command: String,
+}
+
+/// The bounds every attempt of a run works under (`settings` decides
+/// them; each scenario's time limit and `stall_s` are its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Bytes kept of each log: console, stdout, stderr, the result file.
+    pub log_cap: u64,
+    /// Bytes kept of all other artefacts fetched from `$REPRO_OUT`.
+    pub out_cap: u64,
+    /// A stall limit that beats each scenario's own (`--stall-s`).
+    pub stall_override: Option<u64>,
+    /// The stall limit of scenarios that set none; 0: off.
+    pub stall_default: u64,
+}
+
+impl RunLimits {
+    /// The stall limit of a scenario that says `own`; `None`: off.
+    pub fn stall_s(&self, own: Option<u64>) -> Option<u64> {
+        Some(self.stall_override.or(own).unwrap_or(self.stall_default)).filter(|s| *s > 0)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

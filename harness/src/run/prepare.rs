@@ -556,6 +556,7 @@ pub fn choose_accel(
             vcpus: 1,
             ssh_port: vm::free_port().unwrap_or(0),
             console_log: tmp.clone(),
+            console_cap: crate::caplog::DEFAULT_LOG_CAP,
             tsc_khz: None,
             name: "repro-kvm-probe".into(),
             disk: None,

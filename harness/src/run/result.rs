@@ -124,6 +124,8 @@ pub enum ScriptEnd {
     /// shell's convention, which `guest` follows for SSH's `exit-signal`).
     Exited(i32),
     TimedOut(f64),
+    /// Nothing came from the guest for this many seconds (`stall_s`).
+    Stalled(u64),
     Cancelled,
     /// The SSH connection broke or the guest went away.
     Lost(String),
@@ -229,6 +231,13 @@ pub fn decide(
             return (
                 Outcome::Timeout,
                 format!("the scenario did not finish within its {s:.0} s time limit"),
+                Some(Phase::Scenario),
+            )
+        }
+        ScriptEnd::Stalled(s) => {
+            return (
+                Outcome::Timeout,
+                crate::model::StopReason::Stalled(*s).to_string(),
                 Some(Phase::Scenario),
             )
         }
@@ -630,6 +639,7 @@ not json
     #[case::crash_over_oom(ScriptEnd::Exited(137), true, &["oom"], Outcome::Crashed, "kernel panic")]
     #[case::timeout(ScriptEnd::TimedOut(60.0), false, &[], Outcome::Timeout, "time limit")]
     #[case::timeout_over_oom(ScriptEnd::TimedOut(60.0), false, &["oom"], Outcome::Timeout, "time limit")]
+    #[case::stalled(ScriptEnd::Stalled(300), false, &[], Outcome::Timeout, "no output from the guest for 300 s: console, stdout, stderr and result.jsonl all silent")]
     #[case::crash_over_init(ScriptEnd::Lost("eof".into()), true, &["init"], Outcome::Crashed, "kernel panic: sysrq")]
     #[case::init(ScriptEnd::Lost("eof".into()), false, &["oom", "init"], Outcome::Error, "the guest's init exited: ")]
     #[case::init_over_timeout(ScriptEnd::TimedOut(60.0), false, &["init"], Outcome::Error, "init exited")]

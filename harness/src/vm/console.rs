@@ -5,10 +5,12 @@
 //! ([`classify_log`]), merged with the console's findings by
 //! [`merge_dmesg`].
 
+use crate::caplog::{CappedFile, Capture};
 use crate::model::{ConsoleFinding, FindingKind, FindingSource};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::collections::VecDeque;
+use std::io::Read;
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A classified console line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,18 +31,58 @@ pub fn guest_failure(line: &str) -> Option<&str> {
     (!why.is_empty()).then_some(why)
 }
 
-const MAX_LINES: usize = 100_000;
+/// Console lines kept from the start (the boot, the ready line).
+const HEAD_LINES: usize = 10_000;
+/// Console lines kept from the end (the tail shown in errors).
+const RECENT_LINES: usize = 2_000;
+/// Bytes of one line kept in memory and classified (printk's own limit
+/// is 1024); the log file has every byte up to its cap.
+const MAX_LINE: usize = 1024;
 const EXCERPT_BEFORE: usize = 3;
 const EXCERPT_AFTER: usize = 40;
 
 #[derive(Default)]
 struct State {
-    lines: Vec<String>,
+    /// The first [`HEAD_LINES`] lines.
+    head: Vec<String>,
+    /// The last [`RECENT_LINES`] lines after those.
+    recent: VecDeque<String>,
+    /// Lines seen.
+    count: usize,
     events: Vec<ConsoleEvent>,
+    /// Each event's excerpt: a few lines before it, it, the lines after.
+    excerpts: Vec<Vec<String>>,
+    /// Events whose excerpts still take lines, with how many.
+    open: Vec<(usize, usize)>,
+    /// The first `REPRO-FAILED` reason, kept whatever scrolls past.
+    failure: Option<String>,
+    /// Bytes read from the console, and when the last ones came.
+    bytes: u64,
+    last_output: Option<Instant>,
+    /// What the capped console log kept, once the console closed.
+    log: Option<Capture>,
     closed: bool,
 }
 
+impl State {
+    fn last_lines(&self, n: usize) -> Vec<&str> {
+        let from_recent = n.min(self.recent.len());
+        let from_head = (n - from_recent).min(self.head.len());
+        self.head[self.head.len() - from_head..]
+            .iter()
+            .chain(self.recent.iter().skip(self.recent.len() - from_recent))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
 /// Shared view of one guest's console.
+///
+/// The classifier reads the pipe, not the log file: it sees every line
+/// however much the capped log drops (each on its first [`MAX_LINE`]
+/// bytes), so a crash after a flood is still found. Memory is bounded:
+/// the first and last lines are kept, and each finding keeps its own
+/// excerpt.
 pub struct Console {
     state: Mutex<State>,
     closed: Condvar,
@@ -66,47 +108,95 @@ impl Console {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reads `pipe` until EOF on a thread, writing every line to `log`.
+    /// Reads `pipe` until EOF on a thread, writing every byte to the
+    /// capped `log` and every line to the classifier.
     pub fn spawn_reader<R: Read + Send + 'static>(
         self: std::sync::Arc<Self>,
-        pipe: R,
-        mut log: std::fs::File,
+        mut pipe: R,
+        mut log: CappedFile,
     ) {
         std::thread::spawn(move || {
-            let mut reader = BufReader::new(pipe);
-            let mut buf = Vec::new();
+            let mut buf = vec![0u8; 8192];
+            let mut line = Vec::with_capacity(256);
             loop {
-                buf.clear();
-                match reader.read_until(b'\n', &mut buf) {
+                let n = match pipe.read(&mut buf) {
                     Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let _ = log.write_all(&buf);
-                        let _ = log.flush();
-                        let line = String::from_utf8_lossy(&buf);
-                        self.push_line(line.trim_end_matches(['\n', '\r']));
+                    Ok(n) => n,
+                };
+                let _ = log.put(&buf[..n]);
+                self.note_output(n);
+                for b in &buf[..n] {
+                    if *b == b'\n' {
+                        self.push_line(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+                        line.clear();
+                    } else if line.len() < MAX_LINE {
+                        line.push(*b);
                     }
                 }
             }
+            if !line.is_empty() {
+                self.push_line(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+            }
+            let kept = log.finish().ok();
             let mut st = self.state();
+            st.log = kept;
             st.closed = true;
             self.closed.notify_all();
         });
     }
 
+    fn note_output(&self, n: usize) {
+        let mut st = self.state();
+        st.bytes += n as u64;
+        st.last_output = Some(Instant::now());
+    }
+
+    /// When the console last had output (`None`: never).
+    pub fn last_output(&self) -> Option<Instant> {
+        self.state().last_output
+    }
+
+    /// What the capped console log kept, once QEMU is gone.
+    pub fn log_capture(&self) -> Option<Capture> {
+        self.state().log
+    }
+
     /// Adds one line (also used by tests).
     pub fn push_line(&self, line: &str) {
-        let mut st = self.state();
-        if st.lines.len() >= MAX_LINES {
-            return;
+        let mut guard = self.state();
+        let st = &mut *guard;
+        let idx = st.count;
+        st.count += 1;
+        for (e, left) in st.open.iter_mut() {
+            st.excerpts[*e].push(line.to_string());
+            *left -= 1;
         }
-        let idx = st.lines.len();
-        st.lines.push(line.to_string());
+        st.open.retain(|(_, left)| *left > 0);
+        if st.failure.is_none() {
+            st.failure = guest_failure(line).map(str::to_string);
+        }
         if let Some((kind, title)) = classify_line(line) {
+            let mut excerpt: Vec<String> = st
+                .last_lines(EXCERPT_BEFORE)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            excerpt.push(line.to_string());
             st.events.push(ConsoleEvent {
                 kind,
                 title,
                 line_index: idx,
             });
+            st.excerpts.push(excerpt);
+            st.open.push((st.events.len() - 1, EXCERPT_AFTER - 1));
+        }
+        if st.head.len() < HEAD_LINES {
+            st.head.push(line.to_string());
+        } else {
+            if st.recent.len() >= RECENT_LINES {
+                st.recent.pop_front();
+            }
+            st.recent.push_back(line.to_string());
         }
     }
 
@@ -116,29 +206,24 @@ impl Console {
         let _ = self.closed.wait_timeout_while(st, timeout, |s| !s.closed);
     }
 
-    /// Whether `needle` appeared on any line.
+    /// Whether `needle` appeared on any line kept (the first
+    /// [`HEAD_LINES`] and the last [`RECENT_LINES`]).
     pub fn contains(&self, needle: &str) -> bool {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .lines
+        let st = self.state();
+        st.head
             .iter()
+            .chain(st.recent.iter())
             .any(|l| l.contains(needle))
     }
 
     /// The reason of the guest's first `REPRO-FAILED` line, if it printed one.
     pub fn guest_failure(&self) -> Option<String> {
-        self.state()
-            .lines
-            .iter()
-            .find_map(|l| guest_failure(l).map(str::to_string))
+        self.state().failure.clone()
     }
 
     /// The last `n` lines, joined.
     pub fn tail(&self, n: usize) -> String {
-        let st = self.state();
-        let start = st.lines.len().saturating_sub(n);
-        st.lines[start..].join("\n")
+        self.state().last_lines(n).join("\n")
     }
 
     /// The first kernel crash, with its excerpt: a panic, BUG, oops or
@@ -162,10 +247,11 @@ impl Console {
         let st = self.state();
         st.events
             .iter()
-            .map(|e| ConsoleFinding {
+            .zip(&st.excerpts)
+            .map(|(e, x)| ConsoleFinding {
                 kind: e.kind,
                 title: e.title.clone(),
-                excerpt: excerpt(&st.lines, e.line_index),
+                excerpt: x.join("\n"),
                 source: FindingSource::Console,
             })
             .collect()
@@ -469,6 +555,63 @@ mod tests {
             Some("no network interface: virtio_net not loaded")
         );
         assert!(c.crash().is_none(), "a guest failure is no kernel crash");
+    }
+
+    #[test]
+    fn a_crash_after_a_flood_is_found_with_its_excerpt_and_memory_stays_bounded() {
+        let c = Console::new();
+        for i in 0..(HEAD_LINES + 3 * RECENT_LINES) {
+            c.push_line(&format!("[ 1.0] noise {i}"));
+        }
+        c.push_line("[ 9.0] Kernel panic - not syncing: late");
+        for i in 0..50 {
+            c.push_line(&format!("[ 9.1] after {i}"));
+        }
+        let crash = c.crash().expect("found past every kept line");
+        assert_eq!(crash.title, "kernel panic: late");
+        let lines: Vec<&str> = crash.excerpt.lines().collect();
+        assert_eq!(lines.len(), EXCERPT_BEFORE + EXCERPT_AFTER, "{lines:?}");
+        assert!(lines[0].ends_with(&format!("noise {}", HEAD_LINES + 3 * RECENT_LINES - 3)));
+        assert_eq!(
+            lines[EXCERPT_BEFORE],
+            "[ 9.0] Kernel panic - not syncing: late"
+        );
+        assert_eq!(lines.last().unwrap(), &"[ 9.1] after 38");
+        let st = c.state();
+        assert_eq!(st.head.len() + st.recent.len(), HEAD_LINES + RECENT_LINES);
+        assert_eq!(st.count, HEAD_LINES + 3 * RECENT_LINES + 51);
+        drop(st);
+        assert!(c.contains("noise 0"), "the boot is kept");
+        assert!(c.tail(2).ends_with("after 49"));
+    }
+
+    #[test]
+    fn the_reader_caps_the_log_but_classifies_every_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("console.log");
+        let log = CappedFile::create(&path, 4096, crate::caplog::Marker::Text).unwrap();
+        let mut text = String::new();
+        for i in 0..1000 {
+            text.push_str(&format!("[ 1.0] line {i}\n"));
+        }
+        text.push_str(&"x".repeat(5000));
+        text.push('\n');
+        text.push_str("[ 2.0] Kernel panic - not syncing: at the end\n");
+        let c = std::sync::Arc::new(Console::new());
+        c.clone()
+            .spawn_reader(std::io::Cursor::new(text.clone().into_bytes()), log);
+        c.wait_closed(Duration::from_secs(10));
+        assert_eq!(c.crash().unwrap().title, "kernel panic: at the end");
+        let kept = c.log_capture().unwrap();
+        assert_eq!(kept.bytes, text.len() as u64);
+        assert_eq!(kept.dropped, text.len() as u64 - 4096);
+        let file = std::fs::read_to_string(&path).unwrap();
+        assert!(file.starts_with("[ 1.0] line 0\n"));
+        assert!(file.ends_with("Kernel panic - not syncing: at the end\n"));
+        assert!(file.contains("bytes dropped here: console.log is capped at 4096 bytes"));
+        assert!(c.last_output().is_some());
+        // The long line is kept to its first MAX_LINE bytes in memory.
+        assert!(c.state().head.iter().any(|l| l.len() == MAX_LINE));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub use accel::{Accel, AccelChoice};
 pub use console::{Console, ConsoleEvent};
 pub use qemu::{Machine, VmSpec};
 
+use crate::caplog::{CappedFile, Marker};
 use crate::model::StopReason;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -95,11 +96,12 @@ impl Vm {
                 Ok(())
             });
         }
-        let log =
-            std::fs::File::create(&spec.console_log).map_err(|source| VmError::ConsoleLog {
+        let log = CappedFile::create(&spec.console_log, spec.console_cap, Marker::Text).map_err(
+            |source| VmError::ConsoleLog {
                 path: spec.console_log.clone(),
                 source,
-            })?;
+            },
+        )?;
         let mut child = cmd.spawn().map_err(|source| VmError::Spawn {
             qemu: spec.qemu.clone(),
             source,
@@ -203,7 +205,8 @@ impl Vm {
         }
     }
 
-    /// Kills QEMU and reaps it.
+    /// Kills QEMU (SIGKILL: nothing in the guest is waited on) and reaps
+    /// it; the console reader then sees EOF and finishes the log.
     pub fn kill(&mut self) {
         if self.exited().is_none() {
             let _ = self.child.kill();
@@ -212,8 +215,9 @@ impl Vm {
             }
             unregister(self.child.id());
         }
-        // Give the console reader a moment to flush the last lines.
-        self.console.wait_closed(Duration::from_millis(500));
+        // Give the console reader a moment to read the last lines and
+        // finish the capped log (its tail is written at the end).
+        self.console.wait_closed(Duration::from_secs(2));
     }
 }
 

@@ -38,6 +38,8 @@ pub struct VmSpec {
     /// Host port forwarded to the guest's SSH port 22 (on 127.0.0.1).
     pub ssh_port: u16,
     pub console_log: PathBuf,
+    /// The console log's cap in bytes (head and tail kept, see `caplog`).
+    pub console_cap: u64,
     /// Host TSC frequency handed to the guest (`tsc_early_khz=`) under
     /// TCG: PIT calibration under emulation fails when the host is busy,
     /// and a microvm guest without a TSC frequency hangs at boot.
@@ -193,6 +195,7 @@ mod tests {
             vcpus: 2,
             ssh_port: 40022,
             console_log: "/tmp/console.log".into(),
+            console_cap: 1 << 20,
             tsc_khz: Some(2_299_998),
             name: "repro-test".into(),
             disk: None,

@@ -1,0 +1,2 @@
+echo "going silent"
+sleep 100000
