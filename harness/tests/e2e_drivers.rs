@@ -18,47 +18,7 @@ use std::time::Instant;
 /// Debian 6.1 from the shared cache (fetched once): its bzImage and
 /// `lib/modules/<release>` folder.
 fn debian_kernel() -> (PathBuf, PathBuf) {
-    debian_kernel_named("6.1")
-}
-
-/// A Debian kernel of `images/kernels` from the shared cache.
-fn debian_kernel_named(alias: &str) -> (PathBuf, PathBuf) {
-    let out = run(&["images", "fetch", alias]);
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let vmlinuz = text
-        .lines()
-        .find_map(|l| {
-            l.split_once(", vmlinuz ")
-                .map(|(_, p)| PathBuf::from(p.trim()))
-        })
-        .unwrap_or_else(|| panic!("no vmlinuz in {text}"));
-    let name = vmlinuz.file_name().unwrap().to_string_lossy().into_owned();
-    let release = name.strip_prefix("vmlinuz-").unwrap().to_string();
-    let root = vmlinuz.parent().unwrap().parent().unwrap();
-    let modules = ["lib/modules", "usr/lib/modules"]
-        .iter()
-        .map(|b| root.join(b).join(&release))
-        .find(|d| d.is_dir())
-        .unwrap_or_else(|| panic!("no modules folder for {release} under {}", root.display()));
-    (vmlinuz, modules)
-}
-
-/// Hard-links (or copies) the regular files of `from` into `to`, leaving
-/// out those `skip` names.
-fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&str) -> bool) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        let ft = e.file_type().unwrap();
-        let dest = to.join(&name);
-        if ft.is_dir() {
-            copy_tree(&e.path(), &dest, skip);
-        } else if ft.is_file() && !skip(&name) && std::fs::hard_link(e.path(), &dest).is_err() {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
+    fetched_kernel("6.1")
 }
 
 /// A local kernel: Debian's bzImage alone in a folder (no config beside
@@ -72,7 +32,7 @@ fn kernel_without(tmp: &Path, module: &str, keep_builtin: bool) -> String {
     let local = kdir.join(format!("vmlinuz-{release}"));
     std::fs::copy(&vmlinuz, &local).unwrap();
     let mdir = tmp.join("lib/modules").join(&release);
-    copy_tree(&modules, &mdir, &|name| {
+    link_tree(&modules, &mdir, &|name| {
         name.starts_with(&format!("{module}.ko"))
             || (!keep_builtin && name.starts_with("modules.builtin"))
             || name == "config"
@@ -173,7 +133,7 @@ fn a_guest_without_its_network_driver_fails_fast_and_says_why() {
 fn a_network_driver_that_does_not_load_is_named_with_insmods_words() {
     let tmp = tempfile::tempdir().unwrap();
     let kernel = kernel_without(tmp.path(), "virtio_net", true);
-    let (_, old_modules) = debian_kernel_named("5.10");
+    let (_, old_modules) = fetched_kernel("5.10");
     let old = repro::images::kernel::index_modules(&old_modules).unwrap()["virtio_net"].clone();
     let modules = PathBuf::from(kernel.rsplit_once(':').unwrap().1);
     let name = old.file_name().unwrap();
@@ -279,7 +239,7 @@ fn kconfig_table_agrees(alias: &str) {
     use repro::images::kernel::{
         ikconfig, index_modules, Builtins, ConfigSource, KernelConfig, Presence, Tristate,
     };
-    let (vmlinuz, modules) = debian_kernel_named(alias);
+    let (vmlinuz, modules) = fetched_kernel(alias);
     let release = modules.file_name().unwrap().to_string_lossy().into_owned();
     let tree = vmlinuz.parent().unwrap().parent().unwrap();
     let config_path = tree.join(format!("boot/config-{release}"));

@@ -208,23 +208,8 @@ fn a_second_run_downloads_and_builds_nothing() {
 fn a_local_kernel_path_with_its_modules_boots() {
     // Fetch 6.1 into the cache and boot it from its paths, as a user with
     // a self-built kernel would.
-    let out = run(&["images", "fetch", "6.1"]);
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("6.1:"))
-        .expect("fetch line");
-    let release = line
-        .split('(')
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .unwrap()
-        .to_string();
-    let vmlinuz = std::path::PathBuf::from(line.rsplit("vmlinuz ").next().unwrap().trim());
-    let root = vmlinuz.parent().unwrap().parent().unwrap();
-    let modules = root.join("lib/modules").join(&release);
-    assert!(modules.is_dir(), "{}", modules.display());
+    let (vmlinuz, modules) = fetched_kernel("6.1");
+    let release = modules.file_name().unwrap().to_string_lossy().into_owned();
     let spec = format!("{}:{}", vmlinuz.display(), modules.display());
     let results = tempfile::tempdir().unwrap();
     let r = results.path().to_str().unwrap();
@@ -245,20 +230,6 @@ fn a_local_kernel_path_with_its_modules_boots() {
     assert_eq!(a["kernel"]["release"].as_str().unwrap(), release);
 }
 
-/// Links (or copies, across file systems) every file of `from` into `to`.
-fn link_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            link_tree(&e.path(), &target);
-        } else if std::fs::hard_link(e.path(), &target).is_err() {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A kernel built by hand is a kbuild output folder: the bzImage under
 /// arch/x86/boot, the release in include/config/kernel.release, `.config`,
 /// and the modules where kbuild leaves them (drivers/..., fs/..., with
@@ -266,22 +237,9 @@ fn link_tree(from: &std::path::Path, to: &std::path::Path) {
 /// 6.1 package, `--kernel FOLDER` boots it.
 #[test]
 fn a_kbuild_output_folder_boots_with_the_modules_in_its_tree() {
-    let out = run(&["images", "fetch", "6.1"]);
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("6.1:"))
-        .expect("fetch line");
-    let release = line
-        .split('(')
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .unwrap()
-        .to_string();
-    let vmlinuz = std::path::PathBuf::from(line.rsplit("vmlinuz ").next().unwrap().trim());
+    let (vmlinuz, modules) = fetched_kernel("6.1");
+    let release = modules.file_name().unwrap().to_string_lossy().into_owned();
     let root = vmlinuz.parent().unwrap().parent().unwrap();
-    let modules = root.join("lib/modules").join(&release);
     let build = tempfile::tempdir().unwrap();
     let t = build.path();
     std::fs::create_dir_all(t.join("arch/x86/boot")).unwrap();
@@ -297,7 +255,7 @@ fn a_kbuild_output_folder_boots_with_the_modules_in_its_tree() {
         t.join(".config"),
     )
     .unwrap();
-    link_tree(&modules.join("kernel"), t);
+    link_tree(&modules.join("kernel"), t, &|_| false);
     for f in ["modules.order", "modules.builtin"] {
         std::fs::copy(modules.join(f), t.join(f)).unwrap();
     }

@@ -102,3 +102,20 @@ pub fn fetched_kernel(alias: &str) -> (PathBuf, PathBuf) {
         .unwrap_or_else(|| panic!("no modules folder for {release} under {}", root.display()));
     (vmlinuz, modules)
 }
+
+/// Hard-links (or copies, across file systems) the regular files of `from`
+/// into `to`, leaving out those whose name `skip` names.
+pub fn link_tree(from: &Path, to: &Path, skip: &dyn Fn(&str) -> bool) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ft = e.file_type().unwrap();
+        let dest = to.join(&name);
+        if ft.is_dir() {
+            link_tree(&e.path(), &dest, skip);
+        } else if ft.is_file() && !skip(&name) && std::fs::hard_link(e.path(), &dest).is_err() {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
