@@ -227,26 +227,21 @@ fn resolve_debian(
     progress: &dyn Fn(u64, u64),
 ) -> Result<ResolvedKernel> {
     let packages = choose_package(alias, m, version, archive)?;
-    let cache = archive.cache();
     let digest = closure_digest(&packages)?;
-    let dir = cache.root().join("kernels").join(&digest);
     let names: Vec<String> = packages
         .iter()
         .map(|p| format!("{}={}", p.name, p.version))
         .collect();
-    let tree = cache.build_once(
-        &format!("kernel-{digest}"),
-        || read_marker(&dir),
-        || {
-            let mut debs = Vec::with_capacity(packages.len());
-            for entry in &packages {
-                debs.push(archive.download(entry, progress).map_err(|e| match e {
-                    DebianError::Transport { .. }
-                    | DebianError::Offline { .. }
-                    | DebianError::Http { .. }
-                    | DebianError::NoMirror { .. } => KernelError::NotCached {
-                        kernel: alias.to_string(),
-                        what: format!(
+    let (dir, tree) = unpacked_once(archive, &digest, &names.join(", "), |root| {
+        let mut debs = Vec::with_capacity(packages.len());
+        for entry in &packages {
+            debs.push(archive.download(entry, progress).map_err(|e| match e {
+                DebianError::Transport { .. }
+                | DebianError::Offline { .. }
+                | DebianError::Http { .. }
+                | DebianError::NoMirror { .. } => KernelError::NotCached {
+                    kernel: alias.to_string(),
+                    what: format!(
                             "package {} {} ({})",
                             entry.name,
                             entry.version,
@@ -254,19 +249,16 @@ fn resolve_debian(
                                 .url_for(&entry.suite, &entry.filename)
                                 .unwrap_or_else(|_| entry.filename.clone())
                         ),
-                        cause: e.to_string(),
-                    },
-                    e => e.into(),
-                })?);
-            }
-            unpack_tree(&dir, &names.join(", "), &|m| archive.warn(m), |root| {
-                for deb in &debs {
-                    deb::extract(deb, root, &kernel_files_filter)?;
-                }
-                Ok(())
-            })
-        },
-    )?;
+                    cause: e.to_string(),
+                },
+                e => e.into(),
+            })?);
+        }
+        for deb in &debs {
+            deb::extract(deb, root, &kernel_files_filter)?;
+        }
+        Ok(())
+    })?;
     let mut r = tree_to_resolved(
         alias,
         Some(m),
@@ -455,17 +447,10 @@ fn resolve_rpm(
             m.name, m.name
         ));
     }
-    let dir = cache.root().join("kernels").join(&digest);
-    let tree = cache.build_once(
-        &format!("kernel-{digest}"),
-        || read_marker(&dir),
-        || {
-            unpack_tree(&dir, &file_name, &|m| archive.warn(m), |root| {
-                deb::extract_rpm(&rpm, root, &kernel_files_filter)?;
-                Ok(())
-            })
-        },
-    )?;
+    let (dir, tree) = unpacked_once(archive, &digest, &file_name, |root| {
+        deb::extract_rpm(&rpm, root, &kernel_files_filter)?;
+        Ok(())
+    })?;
     Ok(tree_to_resolved(
         alias,
         Some(m),
@@ -533,6 +518,24 @@ fn tree_to_resolved(
         pvh: t.pvh,
         hash,
     }
+}
+
+/// The cache's kernel tree `kernels/<digest>`, unpacked by `unpack` (then `unpack_tree`)
+/// the first time, under the cache lock (`Cache::build_once`); `what` names the package(s)
+/// for messages. Every packaged kernel (Debian, RPM URL, local file) goes through here.
+fn unpacked_once(
+    archive: &Archive,
+    digest: &str,
+    what: &str,
+    unpack: impl FnOnce(&Path) -> Result<()>,
+) -> Result<(PathBuf, TreeMarker)> {
+    let dir = archive.cache().root().join("kernels").join(digest);
+    let tree = archive.cache().build_once(
+        &format!("kernel-{digest}"),
+        || read_marker(&dir),
+        || unpack_tree(&dir, what, &|m| archive.warn(m), unpack),
+    )?;
+    Ok((dir, tree))
 }
 
 /// Unpacks a kernel's packages (`what` names them, for messages) into `dir/root` (the
@@ -795,30 +798,20 @@ fn resolve_local_package(
     path: &Path,
     archive: &Archive,
 ) -> Result<ResolvedKernel> {
-    let cache = archive.cache();
-    let bytes = fs::read(path).map_err(io_err(path))?;
-    let digest = cache::sha256_bytes(&bytes);
-    drop(bytes);
-    let dir = cache.root().join("kernels").join(&digest);
+    let digest = cache::sha256_file(path)?;
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string());
     let rpm = file_name.ends_with(".rpm");
-    let tree = cache.build_once(
-        &format!("kernel-{digest}"),
-        || read_marker(&dir),
-        || {
-            unpack_tree(&dir, &file_name, &|m| archive.warn(m), |root| {
-                if rpm {
-                    deb::extract_rpm(path, root, &kernel_files_filter)?;
-                } else {
-                    deb::extract(path, root, &kernel_files_filter)?;
-                }
-                Ok(())
-            })
-        },
-    )?;
+    let (dir, tree) = unpacked_once(archive, &digest, &file_name, |root| {
+        if rpm {
+            deb::extract_rpm(path, root, &kernel_files_filter)?;
+        } else {
+            deb::extract(path, root, &kernel_files_filter)?;
+        }
+        Ok(())
+    })?;
     Ok(tree_to_resolved(
         &spec.to_string(),
         None,
