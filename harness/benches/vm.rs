@@ -100,6 +100,7 @@ fn spec(
         tsc_khz: vm::qemu::host_tsc_khz(),
         name: "repro-bench".into(),
         disk: None,
+        data_disks: Vec::new(),
     }
 }
 

@@ -138,6 +138,52 @@ fn kmem_leak_through_bullseyes_runc_sees_runc_switch_kmem_accounting_on() {
 }
 
 #[test]
+fn kmem_leak_through_the_real_kubelet_1_20_runs_static_pods_through_containerd() {
+    let _cores = alone();
+    // kubelet v1.20.2 built from Debian's `kubernetes` source (cached on the
+    // machine after the first build), standalone, static pods through
+    // bullseye's containerd 1.4 CRI plugin and runc, the systemd driver.
+    let (s, dir, _keep) = run_ok(&[
+        "kmem-leak",
+        "--kernel",
+        "6.1",
+        "--rootfs",
+        "bullseye",
+        "--kubelet",
+        "1.20",
+        "--driver",
+        "systemd",
+        "--cgroup",
+        "v1",
+        "--param",
+        "pods=2",
+        // No fill to 65,535 memcgs: the kubelet's cAdvisor watching them
+        // makes that take minutes; leaks are counted as cgroups that stay.
+        "--param",
+        "fill=0",
+    ]);
+    let c = &s["cells"][0];
+    let a = &c["attempts"][0];
+    assert!(
+        ["reproduced", "not-reproduced"].contains(&a["outcome"].as_str().unwrap()),
+        "{a}"
+    );
+    // The record says a real kubelet ran, and which.
+    assert_eq!(a["kubelet"]["version"], "v1.20.2", "{a}");
+    assert_eq!(a["kubelet"]["sha256"].as_str().unwrap().len(), 64, "{a}");
+    assert_eq!(m(c, "kubelet_mode"), "real", "{a}");
+    assert_eq!(m(c, "runtime"), "kubelet", "{a}");
+    assert_eq!(m(c, "kubelet_binary_version"), "Kubernetes v1.20.2", "{a}");
+    // Both pods ran and went away, each through the kubelet.
+    assert_eq!(m(c, "pods_done"), 2, "{a}");
+    // The kubelet's journal is kept beside the results, and shows it
+    // started the static pods through the CRI.
+    let adir = dir.join(a["artifacts"]["dir"].as_str().unwrap());
+    let log = std::fs::read_to_string(adir.join("out/kubelet.log")).unwrap();
+    assert!(log.contains("kmem-1"), "{log}");
+}
+
+#[test]
 fn scenarios_that_need_systemd_are_skipped_on_the_initramfs_guest() {
     let _cores = shared();
     let (s, _dir, _keep) = run_ok(&["systemd-slice-churn", "--kernel", "6.1"]);

@@ -143,6 +143,7 @@ fn attempt(n: u32, outcome: Outcome, kernel: &str, dir: &str, scale: f64) -> Att
             release: format!("{kernel}.0-1-amd64"),
             sha256: "ab".repeat(32),
         },
+        kubelet: None,
         image_sha256: "cd".repeat(32),
         timings: Timings {
             image: 0.4 * scale,

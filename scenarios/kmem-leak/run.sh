@@ -19,6 +19,14 @@
 # creates (FACTS.md); a kprobe on the kernel's memcg write handler counts
 # the "1" and "-1" that runc itself writes, so the result says whether
 # runc really did it.
+#
+# kubelet_mode=real (default when the cell's kubelet is a real binary, e.g.
+# --kubelet 1.20 --rootfs bullseye): the pods are static pods of that
+# kubelet, run by containerd's CRI plugin and runc; the kubelet creates the
+# pod cgroups (its vendored libcontainer switches kmem accounting on), the
+# runtime the sandbox's and the container's. The kprobe counts the kmem
+# writes of both. Each pod is 3 memcgs: the pod's, the sandbox's (pause)
+# and its one container's, as in the seed.
 set -u
 . "${REPRO_LIB:-../lib}/common.sh"
 
@@ -30,17 +38,32 @@ WFILES=${REPRO_PARAM_WORKLOAD_FILES:-100}
 SETTLE=${REPRO_PARAM_SETTLE_S:-3}
 RUNTIME=${REPRO_PARAM_RUNTIME:-cgroups}
 MEMLIMIT=${REPRO_PARAM_MEMORY_LIMIT_MIB:-64}
+KMODE=${REPRO_PARAM_KUBELET_MODE:-auto}
+DOFILL=${REPRO_PARAM_FILL:-1}
 case $RUNTIME in cgroups | runc) ;; *) die "param runtime must be cgroups or runc, got '$RUNTIME'" ;; esac
+case $KMODE in
+auto) if [ "${REPRO_KUBELET_REAL:-0}" = 1 ]; then KMODE=real; else KMODE=profile; fi ;;
+real | profile) ;;
+*) die "param kubelet_mode must be auto, real or profile, got '$KMODE'" ;;
+esac
+[ "$KMODE" = real ] && RUNTIME=kubelet
 for v in "$HEADROOM" "$PODS" "$CONTAINERS" "$FRESH" "$WFILES" "$SETTLE" "$MEMLIMIT"; do
     case $v in '' | *[!0-9]*) die "all params must be non-negative integers, got '$v'" ;; esac
 done
 [ "$HEADROOM" -ge $((CONTAINERS + 1)) ] || die "headroom ($HEADROOM) must leave room for one pod ($((CONTAINERS + 1)) memcgs)"
 KMEM=$REPRO_KUBELET_KMEM_ACCOUNTING
-if [ "$RUNTIME" = runc ]; then
+if [ "$RUNTIME" != cgroups ]; then
     . "$REPRO_LIB/runtime.sh"
     rt_require
     # The kubelet's own cgroups follow the driver the runtime uses.
     REPRO_KUBELET_CGROUP_LAYOUT=$REPRO_DRIVER
+fi
+if [ "$RUNTIME" = kubelet ]; then
+    . "$REPRO_LIB/kubelet.sh"
+    kubelet_require
+    # The kubelet and the runtime switch kmem accounting on themselves.
+    KMEM=0
+    CONTAINERS=2
 fi
 
 cg_setup v1 memory
@@ -51,6 +74,7 @@ FILL=$BASE/repro-fill
 FILES=/tmp/repro-kmem
 
 remove_all() {
+    [ "$RUNTIME" = kubelet ] && kubelet_cleanup
     kprobe_stop
     rm -rf "$FILES"
     if [ -d "$FILL" ]; then
@@ -86,9 +110,10 @@ kprobe_stop() {
     echo '-:repro/memcgw' >>"$TRACE/kprobe_events"
     KPROBE=
 }
-# runc_kmem_writes: "ONES MINUS_ONES" written by runc processes so far.
+# runc_kmem_writes [COMM]: "ONES MINUS_ONES" written by processes whose
+# name contains COMM (default runc) so far.
 runc_kmem_writes() {
-    awk '/memcgw:/ && /runc/ {
+    awk -v comm="${1:-runc}" '/memcgw:/ && index($1, comm) {
         if ($0 ~ /buf="1"/) one++
         else if ($0 ~ /buf="-1"/) minus++
     } END { printf "%d %d\n", one, minus }' "$TRACE/trace"
@@ -134,10 +159,12 @@ remove_pod() {
 
 record_context
 emit_string runtime "$RUNTIME"
+emit_string kubelet_mode "$KMODE"
 emit_metric headroom "$HEADROOM" cgroups
 emit_metric pods "$PODS" pods
 emit_metric memcgs_per_pod $((CONTAINERS + 1)) cgroups
 emit_metric fresh_kubepods "$FRESH"
+emit_metric fill "$DOFILL"
 
 # kmem DIR: switch kernel-memory accounting on like kubelet 1.9's runc, when
 # the profile says so. Tallies what the kernel did with the writes.
@@ -173,7 +200,24 @@ cg_mkdir "$FILL" memory
 # (creates probes until the kernel refuses, then removes them). Repeats after
 # settle_s seconds until two counts agree, since IDs come back asynchronously
 # after rmdir. (Not called as $(...): die must end the script itself.)
+# With fill=0 there is nothing to probe against: FREE_IDS is then 65535
+# minus the memory cgroups the hierarchy still holds, dying ones included
+# (a memcg the kernel never frees keeps counting), counted until two
+# counts agree.
 free_ids() {
+    if [ "$DOFILL" = 0 ]; then
+        _last=-1
+        _try=0
+        while [ $_try -lt 6 ]; do
+            _n=$((65535 - $(cg_count memory)))
+            [ "$_n" = "$_last" ] && break
+            _last=$_n
+            _try=$((_try + 1))
+            sleep "$SETTLE"
+        done
+        FREE_IDS=$_n
+        return 0
+    fi
     _last=-1
     _n=0
     _try=0
@@ -190,13 +234,26 @@ free_ids() {
     FREE_IDS=$_n
 }
 
-log "filling memory cgroups until the kernel refuses"
-kit fill memcg-fill --root "$FILL" --prefix fill || die "memcg-fill failed: $(kit_err fill)"
-[ "$(jget fill stopped_by)" = refused ] || die "the fill stopped without a refusal"
-emit_metric filled "$(jget fill created)" cgroups
-emit_string fill_errno_name "$(jget fill errno_name)"
-log "filled $(jget fill created) ($(jget fill error)); freeing $HEADROOM"
-kit free memcg-rmdir --root "$FILL" --prefix fill --count "$HEADROOM" || die "cannot free $HEADROOM cgroups: $(kit_err free)"
+if [ "$RUNTIME" = kubelet ]; then
+    # Before the fill: started on a node whose memory hierarchy holds
+    # 65,000 cgroups, kubelet 1.20's cAdvisor walks and watches every one
+    # and the kubelet syncs no pod for minutes (measured: 5 min under
+    # TCG). Started first, it makes its QoS cgroups, then sees the fill
+    # arrive (which makes the fill slower).
+    kubelet_start
+    emit_metric kubelet_ready_s "$KL_READY_S" s
+fi
+if [ "$DOFILL" = 1 ]; then
+    log "filling memory cgroups until the kernel refuses"
+    kit fill memcg-fill --root "$FILL" --prefix fill || die "memcg-fill failed: $(kit_err fill)"
+    [ "$(jget fill stopped_by)" = refused ] || die "the fill stopped without a refusal"
+    emit_metric filled "$(jget fill created)" cgroups
+    emit_string fill_errno_name "$(jget fill errno_name)"
+    log "filled $(jget fill created) ($(jget fill error)); freeing $HEADROOM"
+    kit free memcg-rmdir --root "$FILL" --prefix fill --count "$HEADROOM" || die "cannot free $HEADROOM cgroups: $(kit_err free)"
+else
+    log "no fill: counting the memory hierarchy's cgroups instead of probing free IDs"
+fi
 sleep "$SETTLE"
 free_ids
 before=$FREE_IDS
@@ -207,7 +264,7 @@ log "free memory cgroup IDs before the pods: $before"
 [ "$before" -ge $((CONTAINERS + 1)) ] || die "only $before free IDs after freeing $HEADROOM: not enough for one pod"
 
 mkdir -p "$FILES" || die "mkdir $FILES failed"
-if [ "$RUNTIME" = runc ]; then
+if [ "$RUNTIME" != cgroups ]; then
     if kprobe_start; then
         emit_metric kprobe 1
     else
@@ -220,6 +277,33 @@ pod_failure=
 i=0
 while [ $i -lt "$PODS" ]; do
     i=$((i + 1))
+    if [ "$RUNTIME" = kubelet ]; then
+        # One container writing workload_files files to its /dev/shm,
+        # then waiting to be stopped; a memory limit makes the pod
+        # Burstable and gives runc memory settings (its kmem write).
+        kubelet_pod "kmem-$i" "$BUSYBOX_IMAGE" "i=0; while [ \$i -lt $WFILES ]; do echo x >/dev/shm/f\$i; i=\$((i + 1)); done; exec sleep 3600" "${MEMLIMIT}Mi"
+        if ! kubelet_wait_running "kmem-$i" 300; then
+            why=$(kubelet_pod_field "kmem-$i" '.status.containerStatuses[0].state.waiting.message // .status.message // .status.phase')
+            # A pod whose cgroup or sandbox could not be made says why only
+            # in the kubelet's log.
+            err=$(kubelet_pod_errors "kmem-$i" | tail -n 1)
+            [ -n "$err" ] && why="$why; kubelet: $err"
+            kubelet_remove_pod "kmem-$i"
+            kubelet_wait_gone "kmem-$i" 120
+            # Only a cgroup the kernel refused (ENOSPC: no memcg ID left)
+            # is the seed's failure; anything else is the setup's.
+            case $why in
+            *"no space left on device"*) pod_failure="the kubelet could not start pod kmem-$i: $why" ;;
+            *) die "the kubelet did not start pod kmem-$i within 300 s: ${why:-no status} (see kubelet.log)" ;;
+            esac
+            break
+        fi
+        log "pod kmem-$i running (uid $(kubelet_pod_field "kmem-$i" .metadata.uid))"
+        kubelet_remove_pod "kmem-$i"
+        kubelet_wait_gone "kmem-$i" 300 || die "the kubelet did not remove pod kmem-$i within 300 s"
+        pods_done=$i
+        continue
+    fi
     UID_=$(new_uuid)
     POD=$(kube_pod_dir "$BURST" "$UID_")
     # With runc and the systemd driver, systemd creates the pod slice when
@@ -277,6 +361,17 @@ if [ "$CG_VERSION" = v1 ] && [ "$KMEM" = 1 ]; then
 fi
 [ -n "$pod_failure" ] && emit_string pod_failure "$pod_failure"
 RUNC_NOTE=
+if [ "$RUNTIME" = kubelet ] && [ -n "$KPROBE" ]; then
+    set -- $(runc_kmem_writes kubelet)
+    emit_metric kubelet_kmem_enable_writes "$1" writes
+    emit_metric kubelet_kmem_reset_writes "$2" writes
+    kl_ones=$1
+    set -- $(runc_kmem_writes runc)
+    emit_metric runc_kmem_enable_writes "$1" writes
+    emit_metric runc_kmem_reset_writes "$2" writes
+    kprobe_stop
+    RUNC_NOTE="; real kubelet $KUBELET_VERSION: $kl_ones kmem-accounting writes of 1 by the kubelet and $1 by runc $(dpkg-query -W -f '${Version}' runc) to memory.kmem.limit_in_bytes (kprobe)"
+fi
 if [ "$RUNTIME" = runc ]; then
     emit_metric runc_containers "$RUNC_DONE" containers
     if [ -n "$KPROBE" ]; then
@@ -292,6 +387,13 @@ if [ "$RUNTIME" = runc ]; then
     fi
 fi
 
+if [ "$DOFILL" = 0 ]; then
+    # Without the probe, a memcg that is only dying (charged page cache,
+    # its ID already free since 4.7) would count as leaked: reclaim first,
+    # so that what stays is what the kernel never frees.
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+fi
 sleep "$SETTLE"
 free_ids
 after=$FREE_IDS
@@ -302,7 +404,9 @@ emit_metric memory_hierarchy_cgroups_after "$count_after" cgroups
 emit_metric leaked "$leaked" cgroups
 log "free IDs: $before before, $after after $pods_done pods; leaked $leaked"
 
-if [ "$KMEM" != 1 ]; then
+if [ "$RUNTIME" = kubelet ]; then
+    kmem_note="pods run by the real kubelet $KUBELET_VERSION through containerd"
+elif [ "$KMEM" != 1 ]; then
     kmem_note="kmem accounting off (kubelet profile)"
 elif [ "$CG_VERSION" = v2 ]; then
     kmem_note="cgroup v2 always accounts kernel memory"
@@ -313,6 +417,10 @@ else
 fi
 if [ -n "$pod_failure" ]; then
     emit_outcome reproduced "pod $i could not be created after $pods_done pods ($pod_failure); free memory cgroup IDs went from $before to $after; $kmem_note$RUNC_NOTE"
+elif [ "$leaked" -gt 0 ] && [ "$DOFILL" = 0 ]; then
+    emit_outcome reproduced "$leaked memory cgroups of $pods_done removed pods of $((CONTAINERS + 1)) memcgs were never freed, even after dropping caches ($count_before cgroups before, $count_after after; no fill, IDs not probed); $kmem_note$RUNC_NOTE"
+elif [ "$DOFILL" = 0 ]; then
+    emit_outcome not-reproduced "the memory cgroups of $pods_done removed pods of $((CONTAINERS + 1)) memcgs were all freed after dropping caches ($count_before cgroups before, $count_after after; no fill, IDs not probed); $kmem_note$RUNC_NOTE"
 elif [ "$leaked" -gt 0 ]; then
     emit_outcome reproduced "$leaked memory cgroup IDs did not come back after $pods_done pods of $((CONTAINERS + 1)) memcgs ($before free before, $after after); $kmem_note$RUNC_NOTE"
 else

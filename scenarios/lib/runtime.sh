@@ -154,13 +154,23 @@ rt_bundle() {
 
 # rt_containerd_start: write containerd's configuration for the cell's
 # driver (runc's SystemdCgroup option, as a kubelet with that driver
-# requires) and start it; waits until `ctr` answers.
+# requires) and start it; waits until `ctr` answers. With RT_SANDBOX_IMAGE
+# set, the CRI plugin uses that image for pod sandboxes (the version-2
+# format is read by containerd 1.4 to 1.7 alike).
 rt_containerd_start() {
     _sd=false
     [ "$REPRO_DRIVER" = systemd ] && _sd=true
+    _sandbox=
+    [ -n "${RT_SANDBOX_IMAGE:-}" ] && _sandbox="sandbox_image = \"$RT_SANDBOX_IMAGE\""
     mkdir -p /etc/containerd
+    # The root filesystems have no apparmor_parser: without this the CRI
+    # plugin fails every container on a kernel with AppArmor enabled
+    # ("get apparmor_parser version") trying to load its default profile.
     cat >/etc/containerd/config.toml <<EOF
 version = 2
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_apparmor = true
+  $_sandbox
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
   runtime_type = "io.containerd.runc.v2"
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]

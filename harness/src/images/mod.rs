@@ -54,6 +54,7 @@
 
 pub mod cache;
 pub mod compress;
+pub mod datadisk;
 pub mod deb;
 pub mod debian;
 pub mod initramfs;

@@ -306,6 +306,28 @@ fn step(name: &str, cmd: &mut Command, log: &Path) -> Result<(), RootfsError> {
     }
 }
 
+/// `mkfs.ext4 -d SRC`: an ext4 image of `size_mib` labelled `label` at
+/// `out` holding `src`'s files (root filesystems, and the data disks of
+/// `datadisk`), the step's output appended to `log`.
+pub fn mkfs_ext4(
+    src: &Path,
+    out: &Path,
+    size_mib: u64,
+    label: &str,
+    log: &Path,
+) -> Result<(), RootfsError> {
+    need_tool("mkfs.ext4", "e2fsprogs")?;
+    step(
+        "mkfs.ext4",
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-L", label, "-d"])
+            .arg(src)
+            .arg(out)
+            .arg(format!("{size_mib}M")),
+        log,
+    )
+}
+
 /// The cached image for `named`, if complete.
 pub fn cached(cache: &Cache, named: &Named) -> Option<Image> {
     let dir = cache.root().join("rootfs").join(input_hash(named));
@@ -399,15 +421,7 @@ fn build(
 
     say(&format!("mkfs.ext4 ({} MiB)", m.size_mib));
     let raw = work.path().join("root.ext4");
-    step(
-        "mkfs.ext4",
-        Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-L", "repro-root", "-d"])
-            .arg(&target)
-            .arg(&raw)
-            .arg(format!("{}M", m.size_mib)),
-        &log,
-    )?;
+    mkfs_ext4(&target, &raw, m.size_mib, "repro-root", &log)?;
     say("qemu-img convert to qcow2");
     let tmp_qcow = work.path().join("rootfs.qcow2");
     step(

@@ -254,6 +254,20 @@ pub struct RootfsInfo {
     pub versions: BTreeMap<String, String>,
 }
 
+/// The real kubelet binary a cell's guest ran (absent when the cell's
+/// kubelet is a profile: the record never lets the two be mistaken).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KubeletInfo {
+    /// What the binary says of itself (`kubelet --version`'s version, e.g.
+    /// `v1.20.2`).
+    pub version: String,
+    /// SHA256 of the binary.
+    pub sha256: String,
+    /// Where it came from, e.g. `built from Debian source kubernetes
+    /// 1.20.5+really1.20.2-1 with go 1.15.15`.
+    pub origin: String,
+}
+
 /// One attempt of one cell: everything needed to judge and re-render it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
@@ -268,6 +282,9 @@ pub struct Attempt {
     pub kernel: KernelInfo,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<RootfsInfo>,
+    /// The real kubelet, when the cell ran one (see [`KubeletInfo`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet: Option<KubeletInfo>,
     #[serde(default)]
     pub image_sha256: String,
     pub timings: Timings,
@@ -470,6 +487,7 @@ mod tests {
             machine: "microvm".into(),
             kernel: KernelInfo::default(),
             rootfs: None,
+            kubelet: None,
             image_sha256: String::new(),
             timings: Timings::default(),
             metrics: BTreeMap::new(),

@@ -102,6 +102,7 @@ pub(crate) mod tests {
                 release: "6.1.0-50-amd64".into(),
                 sha256: "ab".into(),
             },
+            kubelet: None,
             image_sha256: "cd".into(),
             timings: Timings {
                 image: 0.1,

@@ -9,6 +9,7 @@
 //! waits on a guest that does not answer. Size: every log the guest
 //! writes to is capped (`caplog`), and so are the fetched artefacts.
 
+use super::kubelet::PreparedKubelet;
 use super::prepare::{PreparedKernel, PreparedRootfs};
 use super::result::{self, ScriptEnd};
 use super::RunLimits;
@@ -74,6 +75,7 @@ pub fn run_attempt(
     env: &[(String, String)],
     kernel: &PreparedKernel,
     rootfs: Option<&PreparedRootfs>,
+    kubelet: Option<&PreparedKubelet>,
     number: u32,
 ) -> Attempt {
     let started = Instant::now();
@@ -104,6 +106,7 @@ pub fn run_attempt(
             sha256: r.meta.sha256.clone(),
             versions: r.meta.versions.clone(),
         }),
+        kubelet: kubelet.map(|k| k.info.clone()),
         image_sha256: kernel.image_sha256.clone(),
         timings: Timings {
             image: kernel.image_secs + rootfs.map_or(0.0, |r| r.image_secs),
@@ -164,7 +167,7 @@ pub fn run_attempt(
         ),
     });
     let boot_start = Instant::now();
-    let mut vm = match boot(ctx, cell, kernel, rootfs, &dir) {
+    let mut vm = match boot(ctx, cell, kernel, rootfs, kubelet, &dir) {
         Ok(vm) => vm,
         Err((outcome, reason)) => {
             attempt.outcome = outcome;
@@ -250,7 +253,11 @@ pub fn run_attempt(
     // Findings come in console order: those after this many are the
     // scenario's (an OOM kill among them explains a script that died).
     let warnings_before = vm.console.findings().len();
-    let (end, logs) = run_scenario(ctx, cell, env, &session, &mut vm, &dir, &bounds);
+    let mut env = env.to_vec();
+    if let Some(k) = kubelet {
+        env.extend(k.env());
+    }
+    let (end, logs) = run_scenario(ctx, cell, &env, &session, &mut vm, &dir, &bounds);
     attempt.timings.scenario = scen_start.elapsed().as_secs_f64();
     record_capture(&mut attempt, Captured::Stdout, logs.stdout);
     record_capture(&mut attempt, Captured::Stderr, logs.stderr);
@@ -783,6 +790,7 @@ fn boot(
     cell: &PlannedCell,
     kernel: &PreparedKernel,
     rootfs: Option<&PreparedRootfs>,
+    kubelet: Option<&PreparedKubelet>,
     dir: &Path,
 ) -> Result<Vm, (Outcome, String)> {
     let mut append = vec![format!("repro.key={}", ctx.key.public_base64())];
@@ -819,6 +827,7 @@ fn boot(
             console_cap: ctx.limits.log_cap,
             tsc_khz: crate::vm::qemu::host_tsc_khz(),
             disk: disk.clone(),
+            data_disks: kubelet.map(|k| vec![k.disk.clone()]).unwrap_or_default(),
             name: format!(
                 "repro-{}-{}",
                 ctx.run_dir

@@ -160,6 +160,25 @@ pub fn execute(
         }
         rootfses.insert(name.clone(), r);
     }
+    // Real kubelets, once each, for the root-filesystem cells that name
+    // one (an initramfs guest cannot run a kubelet: its scenarios skip).
+    let mut kubelets: BTreeMap<String, Result<Option<super::kubelet::PreparedKubelet>, String>> =
+        BTreeMap::new();
+    for v in plans
+        .iter()
+        .filter(|p| p.key.rootfs.is_some())
+        .filter_map(|p| p.key.kubelet.as_ref())
+    {
+        if kubelets.contains_key(v) || cancel.load(Ordering::SeqCst) {
+            continue;
+        }
+        let k = super::kubelet::parts_for(v).and_then(|parts| {
+            parts
+                .map(|parts| super::kubelet::prepare(&opts.cache, parts).map_err(|e| e.to_string()))
+                .transpose()
+        });
+        kubelets.insert(v.clone(), k);
+    }
     let accel = match prepared.values().find_map(|p| p.as_ref().ok()) {
         Some(p) => {
             let (a, why) = prepare::choose_accel(&opts.cache, &qemu, opts.accel, p);
@@ -206,7 +225,12 @@ pub fn execute(
                     None => None,
                 };
                 sink.event(&Event::CellStarted { id: id.clone() });
+                let kubelet = match (&plan.key.rootfs, &plan.key.kubelet) {
+                    (Some(_), Some(v)) => kubelets.get(v).cloned().unwrap_or(Ok(None)),
+                    _ => Ok(None),
+                };
                 let ready = match (kernel, rootfs) {
+                    _ if kubelet.is_err() => Err(kubelet.clone().err().unwrap_or_default()),
                     (Err(e), _) | (_, Some(Err(e))) => Err(e.clone()),
                     // A required root-disk driver the kernel lacks: only
                     // root-filesystem cells are concerned.
@@ -237,7 +261,8 @@ pub fn execute(
                             cancel: cancel.clone(),
                             sink,
                         };
-                        run_cell(&ctx, plan, &envs[i], p, rootfs, opts.retries)
+                        let k = kubelet.as_ref().ok().and_then(Option::as_ref);
+                        run_cell(&ctx, plan, &envs[i], p, rootfs, k, opts.retries)
                     }
                 };
                 let rec = record(plan, attempts);
@@ -307,6 +332,7 @@ fn run_cell(
     env: &[(String, String)],
     p: &prepare::PreparedKernel,
     rootfs: Option<&prepare::PreparedRootfs>,
+    kubelet: Option<&super::kubelet::PreparedKubelet>,
     retries: u32,
 ) -> Vec<Attempt> {
     let mut attempts = Vec::new();
@@ -315,7 +341,7 @@ fn run_cell(
         let mut tries = 0;
         loop {
             number += 1;
-            let a = cell::run_attempt(ctx, plan, env, p, rootfs, number);
+            let a = cell::run_attempt(ctx, plan, env, p, rootfs, kubelet, number);
             // Retry infrastructure failures only: a script that exited
             // non-zero broke its contract, and would again; a guest that
             // said what it lacks would say it again.
@@ -368,6 +394,7 @@ fn harness_attempt(
             ..Default::default()
         },
         rootfs: None,
+        kubelet: None,
         image_sha256: String::new(),
         timings: Timings::default(),
         metrics: BTreeMap::new(),

@@ -6,6 +6,7 @@
 pub mod cell;
 pub mod execute;
 pub mod fixed_in;
+pub mod kubelet;
 pub mod prepare;
 pub mod result;
 

@@ -560,6 +560,7 @@ pub fn choose_accel(
             tsc_khz: None,
             name: "repro-kvm-probe".into(),
             disk: None,
+            data_disks: Vec::new(),
         };
         let r = accel::probe_boot(spec, Duration::from_secs(20));
         let _ = std::fs::remove_file(tmp);

@@ -13,7 +13,7 @@ pub mod qemu;
 
 pub use accel::{Accel, AccelChoice};
 pub use console::{Console, ConsoleEvent};
-pub use qemu::{Machine, VmSpec};
+pub use qemu::{DataDisk, Machine, VmSpec};
 
 use crate::caplog::{CappedFile, Marker};
 use crate::model::StopReason;

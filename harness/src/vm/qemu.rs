@@ -49,6 +49,18 @@ pub struct VmSpec {
     /// A qcow2 disk attached as the first virtio block device (`/dev/vda`),
     /// for root-filesystem guests.
     pub disk: Option<PathBuf>,
+    /// Read-only raw disks attached after it, each found in the guest by
+    /// its serial (`/sys/block/vd*/serial`), never by its device name.
+    pub data_disks: Vec<DataDisk>,
+}
+
+/// A read-only disk image handed to the guest (e.g. the real kubelet's
+/// bundle): an ext4 image the guest mounts after finding it by `serial`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDisk {
+    pub path: PathBuf,
+    /// At most 20 bytes (virtio-blk's serial field).
+    pub serial: String,
 }
 
 /// Kernel arguments every guest gets: serial console, reboot (and so QEMU
@@ -175,6 +187,17 @@ pub fn args(spec: &VmSpec) -> Vec<String> {
             format!("{blk},drive=d0"),
         ]);
     }
+    for (i, d) in spec.data_disks.iter().enumerate() {
+        a.extend([
+            "-drive".into(),
+            format!(
+                "id=x{i},if=none,format=raw,readonly=on,file={}",
+                d.path.display().to_string().replace(',', ",,")
+            ),
+            "-device".into(),
+            format!("{blk},drive=x{i},serial={}", d.serial),
+        ]);
+    }
     a
 }
 
@@ -199,6 +222,7 @@ mod tests {
             tsc_khz: Some(2_299_998),
             name: "repro-test".into(),
             disk: None,
+            data_disks: Vec::new(),
         }
     }
 
@@ -244,6 +268,31 @@ mod tests {
             vec!["id=d0,if=none,format=qcow2,cache=unsafe,file=/r/a,,b/disk.qcow2"]
         );
         assert!(after(&a, "-device").contains(&dev));
+    }
+
+    #[test]
+    fn data_disks_come_after_the_root_disk_read_only_with_their_serial() {
+        let mut s = spec(Machine::Microvm, Accel::Tcg);
+        s.disk = Some("/r/disk.qcow2".into());
+        s.data_disks = vec![DataDisk {
+            path: "/c/kubelet,1.img".into(),
+            serial: "repro-kubelet".into(),
+        }];
+        let a = args(&s);
+        assert_eq!(
+            after(&a, "-drive"),
+            vec![
+                "id=d0,if=none,format=qcow2,cache=unsafe,file=/r/disk.qcow2",
+                "id=x0,if=none,format=raw,readonly=on,file=/c/kubelet,,1.img"
+            ]
+        );
+        let devs = after(&a, "-device");
+        let root = devs.iter().position(|d| d.ends_with("drive=d0")).unwrap();
+        let data = devs
+            .iter()
+            .position(|d| *d == "virtio-blk-device,drive=x0,serial=repro-kubelet")
+            .unwrap();
+        assert!(root < data, "{devs:?}");
     }
 
     #[test]
