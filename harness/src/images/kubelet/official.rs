@@ -11,13 +11,16 @@ use crate::images::cache;
 use crate::images::debian::{Archive, DebianError};
 use crate::kubelet::Binary;
 
-/// Whether a download error means "this machine cannot reach the URL" (as opposed to a
-/// broken cache or a checksum mismatch, which are said as they are).
-fn unreachable(e: &DebianError) -> bool {
-    matches!(
-        e,
-        DebianError::Transport { .. } | DebianError::Http { .. } | DebianError::Offline { .. }
-    )
+/// Why a download failed, when it means "this machine cannot reach the URL" (as opposed
+/// to a broken cache or a checksum mismatch, which are said as they are). Said without
+/// the mirror advice of the archive's own errors: this URL is not the mirror's.
+fn unreachable(e: &DebianError) -> Option<String> {
+    match e {
+        DebianError::Transport { url, message } => Some(format!("{url}: {message}")),
+        DebianError::Http { url, status, .. } => Some(format!("{url} answered HTTP {status}")),
+        DebianError::Offline { url, .. } => Some(format!("{url}: the network is off")),
+        _ => None,
+    }
 }
 
 /// The official binary of `profile`, from the cache or downloaded.
@@ -43,15 +46,12 @@ pub fn ensure_official(
             &what,
             &super::download_progress(event, &what),
         )
-        .map_err(|e| {
-            if unreachable(&e) {
-                KubeletError::OfficialUnreachable {
-                    version: bin.version.clone(),
-                    cause: e.to_string(),
-                }
-            } else {
-                e.into()
-            }
+        .map_err(|e| match unreachable(&e) {
+            Some(cause) => KubeletError::OfficialUnreachable {
+                version: bin.version.clone(),
+                cause,
+            },
+            None => e.into(),
         })?;
     let cache = archive.cache();
     let dir = super::builds_dir(cache)?.join(sha);
@@ -111,8 +111,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("the official kubelet 1.23.16 cannot be downloaded here")
-                && e.contains("`--kubelet 1.20`"),
+            e.contains("the official kubelet 1.23.16 cannot be downloaded here (http://127.0.0.1:9/kubelet: ")
+                && e.contains("`--kubelet 1.20`")
+                && !e.contains("REPRO_DEBIAN_MIRROR"),
             "{e}"
         );
         // Offline: the same plain message.
