@@ -242,4 +242,61 @@ mod tests {
         );
         assert_eq!(first_error(&[]), "no output");
     }
+
+    /// A stand-in `go` (a shell script) that lists three packages, compiles two, then
+    /// fails like the compiler: the events, the log and the quoted error are the real
+    /// plumbing's.
+    #[test]
+    fn go_build_reports_progress_keeps_the_log_and_quotes_the_first_error() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let goroot = d.path().join("goroot");
+        std::fs::create_dir_all(goroot.join("bin")).unwrap();
+        let go = goroot.join("bin/go");
+        std::fs::write(
+            &go,
+            "#!/bin/sh\ncase \"$1\" in\nlist) printf 'a\\nb\\nk8s.io/kubernetes/cmd/kubelet\\n';;\nbuild) [ \"$GOFLAGS\" = -mod=vendor ] || exit 9\n echo a >&2; echo b >&2; echo '# k8s.io/kubernetes/cmd/kubelet' >&2\n echo 'cmd/kubelet/app/server.go:3:1: undefined: x' >&2; exit 2;;\nesac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&go, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let tree = d.path().join("src/kubernetes-1.20.2");
+        std::fs::create_dir_all(&tree).unwrap();
+        let log = d.path().join("build.log");
+        let events = std::sync::Mutex::new(Vec::new());
+        let e = go_build(
+            &Toolchain { goroot },
+            &tree,
+            &d.path().join("gocache"),
+            "kubelet",
+            "-s -w",
+            &d.path().join("out"),
+            &log,
+            &|ev| events.lock().unwrap().push(ev),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "`go build` of kubelet failed (exit 2): cmd/kubelet/app/server.go:3:1: undefined: x; the full log is {}",
+                log.display()
+            )
+        );
+        let compiled: Vec<(usize, usize)> = events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|ev| match ev {
+                BuildEvent::Compile { done, total, .. } => Some((*done, *total)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(compiled, [(1, 3), (2, 3)]);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.starts_with("$ go list -deps ./cmd/kubelet\n$ go build -v -ldflags \"-s -w\""),
+            "{text}"
+        );
+        assert!(text.ends_with("undefined: x\n"), "{text}");
+    }
 }
