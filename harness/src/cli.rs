@@ -210,6 +210,20 @@ pub enum ImagesCmd {
         #[arg(long)]
         rebuild: bool,
     },
+    /// Build a real kubelet from its Debian source package (the profile's
+    /// [build] table, e.g. images/kubelet/1.20.toml) with Debian's Go, or fetch
+    /// the official binary its [binary] table pins, into the cache; also
+    /// writes the pause and busybox OCI archives the guest imports.
+    BuildKubelet {
+        /// Kubelet profile version (1.20).
+        version: String,
+        /// Name of the pause image (containerd's sandbox_image must match).
+        #[arg(long, default_value = repro::images::kubelet::container_images::DEFAULT_PAUSE_IMAGE)]
+        pause_image: String,
+        /// Name of the busybox image.
+        #[arg(long, default_value = repro::images::kubelet::container_images::DEFAULT_BUSYBOX_IMAGE)]
+        busybox_image: String,
+    },
     /// Remove cached images nobody needs: stale root filesystems, initramfs
     /// images unused for a while, unfinished builds. Kernels and downloads stay.
     Gc {

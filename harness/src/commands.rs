@@ -163,6 +163,11 @@ impl Ctx {
                     inventory::gc(&cache, &current, older, now, dry_run).infrastructure()?;
                 print!("{report}");
             }
+            ImagesCmd::BuildKubelet {
+                version,
+                pause_image,
+                busybox_image,
+            } => self.build_kubelet(&cache, &version, &pause_image, &busybox_image)?,
             ImagesCmd::Fetch { kernels } => {
                 let mirror = self.mirror();
                 for k in &kernels {
@@ -178,6 +183,106 @@ impl Ctx {
             }
         }
         Ok(ExitStatus::Success)
+    }
+
+    /// `repro images build-kubelet`: the real kubelet and its images, with an
+    /// indicatif bar for downloads and the compile.
+    fn build_kubelet(
+        &self,
+        cache: &Cache,
+        version: &str,
+        pause_image: &str,
+        busybox_image: &str,
+    ) -> Result<(), Failure> {
+        use repro::images::kubelet as kb;
+        let profile =
+            repro::kubelet::find(&self.root.join("images/kubelet"), version).bad_input()?;
+        let userland_path = self.root.join("images/userland.toml");
+        let userland = repro::images::initramfs::Userland::load(&userland_path).bad_input()?;
+        let archive = repro::images::Archive::from_discovery(
+            repro::images::discover_mirror(self.mirror().as_deref()),
+            cache.clone(),
+        );
+        let started = std::time::Instant::now();
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {prefix} [{bar:30}] {pos}/{len} {wide_msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let on_event = |e: kb::BuildEvent| match e {
+            kb::BuildEvent::Step(s) => {
+                bar.set_prefix(s);
+                bar.set_length(0);
+                bar.set_position(0);
+                bar.set_message("");
+            }
+            kb::BuildEvent::Download { done, total, .. } => {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+            kb::BuildEvent::Compile {
+                done,
+                total,
+                package,
+                ..
+            } => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message(package);
+            }
+        };
+        let build = kb::ensure_kubelet(&archive, &profile, &on_event)
+            .with_context(|| format!("getting the real kubelet {version}"))
+            .infrastructure()?;
+        let mut images = Vec::new();
+        if build.pause.is_some() {
+            images.push(kb::ensure_pause_image(&build, pause_image).infrastructure()?);
+            images.push(
+                kb::ensure_busybox_image(
+                    &archive,
+                    &userland,
+                    &userland_path,
+                    busybox_image,
+                    &on_event,
+                )
+                .infrastructure()?,
+            );
+        }
+        bar.finish_and_clear();
+        let how = if build.built { "built" } else { "cached" };
+        println!(
+            "kubelet {version}: {} ({how}, {:.1} s)",
+            build.version,
+            started.elapsed().as_secs_f64()
+        );
+        println!(
+            "  binary  {} ({} bytes, sha256 {})",
+            build.binary.display(),
+            build.size,
+            build.sha256
+        );
+        if !build.go_version.is_empty() {
+            println!(
+                "  source  {} (orig sha256 {})",
+                build.source_version, build.orig_sha256
+            );
+            println!("  go      {}", build.go_version);
+            println!(
+                "  key     {} (build took {:.0} s)",
+                build.key, build.build_seconds
+            );
+        }
+        for i in &images {
+            println!(
+                "  image   {} → {} ({} bytes)",
+                i.name,
+                i.path.display(),
+                i.bytes
+            );
+        }
+        Ok(())
     }
 
     pub fn run(&self, a: RunArgs) -> CommandResult {

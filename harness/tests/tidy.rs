@@ -58,10 +58,15 @@ const SAME_LAYER_EDGES: &[(&str, &str)] = &[];
 /// Who may start host processes (`Command::new`), by path under
 /// `harness/src` (a folder ends in `/`), and which programs: only `vm`
 /// starts QEMU and `qemu-img`; the only other host processes are the rootfs
-/// builder's (mmdebstrap, mkfs.ext4, `qemu-img convert`). `*`: any program.
+/// builder's (mmdebstrap, mkfs.ext4, `qemu-img convert`) and the kubelet
+/// builder's (the cached toolchain's `go`, `cc`, and the built binary asked
+/// for its version: named here by the expressions that hold them). `*`: any
+/// program.
 const SPAWNERS: &[(&str, &[&str])] = &[
     ("vm/", &["*"]),
     ("images/rootfs.rs", &["mmdebstrap", "mkfs.ext4", "qemu-img"]),
+    ("images/kubelet/build.rs", &["go_bin", "kubelet"]),
+    ("images/kubelet/pause.rs", &["cc"]),
 ];
 
 /// The QEMU programs, as they are named on the command line (`qemu-system`

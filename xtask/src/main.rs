@@ -16,7 +16,9 @@ use xshell::{cmd, Shell};
 
 /// Debian packages the harness needs on the host.
 /// qemu-utils (qemu-img) makes the per-run disk overlays; mmdebstrap builds the
-/// root-filesystem guests (and needs Debian's keyring on Ubuntu hosts).
+/// root-filesystem guests (and needs Debian's keyring on Ubuntu hosts); gcc
+/// and libc6-dev compile the real kubelet's static pause binary
+/// (`repro images build-kubelet`).
 const HOST_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "qemu-utils",
@@ -24,6 +26,8 @@ const HOST_PACKAGES: &[&str] = &[
     "debian-archive-keyring",
     "libssl-dev",
     "pkg-config",
+    "gcc",
+    "libc6-dev",
 ];
 
 /// The part of [`HOST_PACKAGES`] that building needs (ssh2 links OpenSSL):

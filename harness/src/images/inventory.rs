@@ -1,5 +1,5 @@
 //! What the cache holds, for `repro images list`: unpacked kernels, guest
-//! images (initramfs and root filesystems) and downloaded packages, with
+//! images (initramfs and root filesystems), real kubelets and downloaded packages, with
 //! sizes and content hashes; and `repro images gc`: what it may remove, and
 //! removing it.
 
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// One cached item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
-    /// `kernel`, `initramfs`, `rootfs` or `downloads`.
+    /// `kernel`, `initramfs`, `rootfs`, `kubelet` or `downloads`.
     pub kind: &'static str,
     /// Kernel release, or a short description.
     pub name: String,
@@ -93,6 +93,18 @@ pub fn inventory(cache: &Cache) -> Vec<Item> {
             path: d,
         });
     }
+    for (hash, d) in hashed("kubelet") {
+        let name = super::kubelet::read_build(&d)
+            .map(|b| format!("{} {} ({})", b.profile, b.version, b.origin))
+            .unwrap_or_else(|| "(incomplete)".into());
+        out.push(Item {
+            kind: "kubelet",
+            name,
+            hash,
+            bytes: du(&d),
+            path: d,
+        });
+    }
     let blobs = cache.root().join("blobs");
     if blobs.is_dir() {
         out.push(Item {
@@ -140,8 +152,9 @@ fn last_used(dir: &Path) -> Option<std::time::SystemTime> {
 /// that no current manifest builds (`current_rootfs` holds the input
 /// hashes of `images/rootfs/*.toml`), initramfs images unused for
 /// `older_than`, and builds that never completed (unless a build holds
-/// their lock right now). Kernels and downloads are kept: a kernel fetched
-/// on a connected machine may not be fetchable again.
+/// their lock right now). Kernels, complete kubelet builds and downloads are
+/// kept: a kernel fetched on a connected machine may not be fetchable again,
+/// and a kubelet build takes many minutes.
 pub fn gc_candidates(
     cache: &Cache,
     current_rootfs: &[String],
@@ -159,6 +172,7 @@ pub fn gc_candidates(
                 Some("no manifest in images/rootfs builds it any more".into())
             }
             "initramfs" if !complete && !locked("initramfs") => Some("incomplete build".into()),
+            "kubelet" if !complete && !locked("kubelet") => Some("incomplete build".into()),
             "initramfs" if complete => last_used(&item.path)
                 .and_then(|t| now.duration_since(t).ok())
                 .filter(|age| *age > older_than)
@@ -292,8 +306,25 @@ mod tests {
         let i = tmp.path().join("initramfs").join("b".repeat(64));
         std::fs::create_dir_all(&i).unwrap();
         std::fs::write(i.join("initramfs.cpio"), vec![0u8; 100]).unwrap();
+        let kb = tmp.path().join("kubelet").join("c".repeat(64));
+        std::fs::create_dir_all(&kb).unwrap();
+        std::fs::write(kb.join(".complete"), b"").unwrap();
+        std::fs::write(
+            kb.join("build.json"),
+            serde_json::json!({"profile": "1.20", "origin": "debian-source", "key": "c".repeat(64),
+                "dir": kb, "binary": kb.join("bin/kubelet"), "version": "Kubernetes v1.20.2",
+                "sha256": "", "size": 1, "go_version": "", "source_version": "", "orig_sha256": "",
+                "ldflags": "", "binaries": [], "pause": null, "build_seconds": 1.0})
+            .to_string(),
+        )
+        .unwrap();
+        std::fs::create_dir_all(tmp.path().join("kubelet/gocache")).unwrap();
         let items = inventory(&c);
-        assert_eq!(items.len(), 2, "{items:?}");
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert_eq!(
+            (items[2].kind, items[2].name.as_str()),
+            ("kubelet", "1.20 Kubernetes v1.20.2 (debian-source)")
+        );
         assert_eq!(
             (items[0].kind, items[0].name.as_str()),
             ("kernel", "6.1.0-56-amd64")
@@ -333,6 +364,8 @@ mod tests {
         mk("rootfs", "c", false); // partial
         mk("initramfs", "d", true); // used just now
         mk("initramfs", "e", false); // partial
+        mk("kubelet", "1", true); // a build: kept
+        mk("kubelet", "2", false); // an interrupted build
         std::fs::create_dir_all(tmp.path().join("kernels").join("f".repeat(64))).unwrap();
         let now = std::time::SystemTime::now();
         let week = std::time::Duration::from_secs(7 * 86_400);
@@ -340,7 +373,7 @@ mod tests {
             .into_iter()
             .map(|(i, _)| format!("{}:{}", i.kind, &i.hash[..1]))
             .collect();
-        assert_eq!(gone, ["initramfs:e", "rootfs:b", "rootfs:c"]);
+        assert_eq!(gone, ["initramfs:e", "rootfs:b", "rootfs:c", "kubelet:2"]);
         // A month later the unused initramfs goes too; kernels never do.
         let later = now + 4 * week;
         let gone = gc_candidates(&c, &["a".repeat(64)], week, later);
@@ -348,6 +381,7 @@ mod tests {
             .iter()
             .any(|(i, w)| i.hash.starts_with('d') && w.contains("unused for 28")));
         assert!(gone.iter().all(|(i, _)| i.kind != "kernel"));
+        assert!(gone.iter().all(|(i, _)| !i.hash.starts_with('1')));
     }
 
     #[test]

@@ -24,6 +24,10 @@
 //! - [`rootfs`]: root-filesystem guests (a Debian release with systemd, runc and
 //!   containerd) built with mmdebstrap into a cached qcow2 disk; booted through the
 //!   kernel's initramfs, which switches root to it.
+//! - [`kubelet`]: real kubelets: built from a Debian source package with Debian's Go
+//!   ([`kubelet::ensure_kubelet`], cached by the hash of the orig tarball, the Go version,
+//!   the flags and the commands) or the official binary, and the `pause` and `busybox`
+//!   OCI archives a kubelet needs in the guest.
 //! - [`inventory`]: what the cache holds (`repro images list`) and [`inventory::gc`]
 //!   (`repro images gc`).
 //!
@@ -60,6 +64,7 @@ pub mod debian;
 pub mod initramfs;
 pub mod inventory;
 pub mod kernel;
+pub mod kubelet;
 pub mod rootfs;
 
 pub use cache::{atomic_write, sha256_file, Cache, CacheError, CacheLock};

@@ -1,5 +1,6 @@
 //! An [`Archive`]: a Debian mirror seen through the cache. `Packages` indexes are cached
-//! under `<cache>/debian/<mirror>/dists/<suite>/<component>/binary-amd64/` and refreshed
+//! under `<cache>/debian/<mirror>/dists/<suite>/<component>/binary-amd64/` (`Sources`
+//! indexes under `.../source/`) and refreshed
 //! when older than a TTL (24 h by default); when a refresh fails the cached copy is used
 //! with a warning, so offline runs work from the cache.
 
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::http::{self, Fetched};
 use super::mirror::Mirror;
 use super::packages::{parse_packages_from, sort_matches, PackageEntry, PackageQuery};
+use super::sources::{newest_source, parse_sources_from, SourceEntry};
 use super::{io_err, DebianError, Result, ARCH, DEFAULT_INDEX_TTL};
 use crate::images::cache::{self, Cache};
 use crate::images::compress::{self, Compression, Extent};
@@ -66,7 +68,31 @@ fn parse_index_file(
     Ok(v)
 }
 
-/// Outcome of a conditional GET.
+/// Which index of a suite's component: binary packages for amd64, or source packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum IndexKind {
+    Packages,
+    Sources,
+}
+
+impl IndexKind {
+    /// The index's folder under `dists/<suite>/<component>/`.
+    fn folder(self) -> String {
+        match self {
+            IndexKind::Packages => format!("binary-{ARCH}"),
+            IndexKind::Sources => "source".into(),
+        }
+    }
+
+    /// The index's file name without `.xz`.
+    fn file(self) -> &'static str {
+        match self {
+            IndexKind::Packages => "Packages",
+            IndexKind::Sources => "Sources",
+        }
+    }
+}
+
 /// A Debian archive seen through the cache.
 pub struct Archive {
     mirror: std::result::Result<Mirror, String>,
@@ -168,29 +194,38 @@ impl Archive {
         Ok(format!("{}/{}", base, rel.trim_start_matches('/')))
     }
 
-    fn index_dir(&self, suite: &str, component: &str) -> Result<PathBuf> {
+    fn index_dir(&self, suite: &str, component: &str, kind: IndexKind) -> Result<PathBuf> {
         let base = self.mirror_or_err()?.base_for_suite(suite)?;
         let key = cache::sanitize_name(base.split_once("://").map(|x| x.1).unwrap_or(base));
         Ok(self.cache.dir(&format!(
-            "debian/{key}/dists/{}/{}/binary-{ARCH}",
+            "debian/{key}/dists/{}/{}/{}",
             cache::sanitize_name(suite),
-            cache::sanitize_name(component)
+            cache::sanitize_name(component),
+            kind.folder()
         ))?)
     }
 
     /// Makes sure `dists/<suite>/<component>/binary-amd64/Packages.xz` is in the cache
     /// (fresh, or stale with a warning when the mirror cannot be reached) and returns its path.
     pub fn index_file(&self, suite: &str, component: &str) -> Result<PathBuf> {
-        Ok(self.index_file_meta(suite, component)?.0)
+        Ok(self
+            .index_file_meta(suite, component, IndexKind::Packages)?
+            .0)
     }
 
-    /// `index_file`, with the sha256 of the cached file.
-    fn index_file_meta(&self, suite: &str, component: &str) -> Result<(PathBuf, String)> {
-        let rel = format!("dists/{suite}/{component}/binary-{ARCH}/Packages.xz");
+    /// `index_file` for an index of `kind`, with the sha256 of the cached file.
+    pub(super) fn index_file_meta(
+        &self,
+        suite: &str,
+        component: &str,
+        kind: IndexKind,
+    ) -> Result<(PathBuf, String)> {
+        let (folder, file) = (kind.folder(), kind.file());
+        let rel = format!("dists/{suite}/{component}/{folder}/{file}.xz");
         let url = self.url_for(suite, &rel)?;
-        let dir = self.index_dir(suite, component)?;
-        let path = dir.join("Packages.xz");
-        let meta_path = dir.join("Packages.meta.json");
+        let dir = self.index_dir(suite, component, kind)?;
+        let path = dir.join(format!("{file}.xz"));
+        let meta_path = dir.join(format!("{file}.meta.json"));
         let _lock = self
             .cache
             .lock(&format!("index-{}", cache::sha256_bytes(url.as_bytes())))?;
@@ -205,7 +240,7 @@ impl Archive {
             }
         } else if self.offline {
             return Err(DebianError::Offline {
-                what: format!("the {suite}/{component} package index"),
+                what: format!("the {suite}/{component} {} index", kind.file()),
                 url,
             });
         }
@@ -291,7 +326,7 @@ impl Archive {
         let keep = |n: &str| q.name.is_match(n);
         let mut all = Vec::new();
         for s in &q.suites {
-            let (path, sha) = self.index_file_meta(s, &q.component)?;
+            let (path, sha) = self.index_file_meta(s, &q.component, IndexKind::Packages)?;
             let key = &cache::sha256_bytes(q.name.as_str().as_bytes())[..16];
             let memo_path = path.with_file_name(format!("matches-{key}.json"));
             let memo: Option<MatchMemo> = fs::read(&memo_path)
@@ -318,6 +353,22 @@ impl Archive {
         Ok(sort_matches(&all, q).into_iter().cloned().collect())
     }
 
+    /// The newest package named exactly `name` in `suite`/`component`.
+    pub fn newest_named(&self, suite: &str, component: &str, name: &str) -> Result<PackageEntry> {
+        let not_found = || DebianError::NotFound {
+            query: format!("package {name} in {suite}/{component}"),
+            available: String::new(),
+        };
+        let q = PackageQuery {
+            suites: vec![suite.to_string()],
+            component: component.to_string(),
+            name: regex::Regex::new(&format!("^{}$", regex::escape(name)))
+                .map_err(|_| not_found())?,
+            version_prefix: None,
+        };
+        self.newest(&q)
+    }
+
     /// The newest package matching `q` across its suites.
     pub fn newest(&self, q: &PackageQuery) -> Result<PackageEntry> {
         self.matching(q)?
@@ -325,6 +376,56 @@ impl Archive {
             .next()
             .ok_or_else(|| DebianError::NotFound {
                 query: q.to_string(),
+                available: String::new(),
+            })
+    }
+}
+
+/// The source packages named `name` in one `Sources` index, memoised beside it like
+/// `Archive::matching`'s entries.
+#[derive(Debug, Serialize, Deserialize)]
+struct SourceMemo {
+    index_sha256: String,
+    name: String,
+    entries: Vec<SourceEntry>,
+}
+
+impl Archive {
+    /// The newest source package `name` of `suite`/`component` (its `Sources` index cached
+    /// like a `Packages` index; the entries for `name` memoised beside it, so a second
+    /// look-up reads a small JSON file instead of a 40 MB index).
+    pub fn newest_source(&self, suite: &str, component: &str, name: &str) -> Result<SourceEntry> {
+        let (path, sha) = self.index_file_meta(suite, component, IndexKind::Sources)?;
+        let key = &cache::sha256_bytes(name.as_bytes())[..16];
+        let memo_path = path.with_file_name(format!("source-{key}.json"));
+        let memo: Option<SourceMemo> = fs::read(&memo_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(|m: &SourceMemo| m.index_sha256 == sha && m.name == name);
+        let entries = match memo {
+            Some(m) => m.entries,
+            None => {
+                let text = read_xz_to_string(&path)?;
+                let origin = format!("{suite}/{component} ({})", path.display());
+                let mut entries = parse_sources_from(&text, &origin, Some(&|n: &str| n == name))?;
+                for e in &mut entries {
+                    e.suite = suite.to_string();
+                }
+                cache::write_json(
+                    &memo_path,
+                    &SourceMemo {
+                        index_sha256: sha,
+                        name: name.to_string(),
+                        entries: entries.clone(),
+                    },
+                )?;
+                entries
+            }
+        };
+        newest_source(&entries)
+            .cloned()
+            .ok_or_else(|| DebianError::NotFound {
+                query: format!("source package {name} in {suite}/{component}"),
                 available: String::new(),
             })
     }
@@ -456,6 +557,63 @@ pub(crate) mod tests {
         fs::write(&idx, enc.finish().unwrap()).unwrap();
         assert_eq!(a.matching(&q).unwrap()[0].version, "2.0");
     }
+    #[test]
+    fn a_source_package_is_found_memoised_and_downloaded_verified() {
+        let (mdir, mirror, _) = local_mirror(b"deb");
+        let root = mdir.path().join("debian");
+        let orig = b"an upstream tarball";
+        std::fs::create_dir_all(root.join("pool/main/k/kubernetes")).unwrap();
+        fs::write(root.join("pool/main/k/kubernetes/k_1.0.orig.tar.gz"), orig).unwrap();
+        let para = |version: &str, sha: &str| {
+            format!(
+                "Package: k\nVersion: {version}\nDirectory: pool/main/k/kubernetes\nChecksums-Sha256:\n {sha} {} k_1.0.orig.tar.gz\n",
+                orig.len()
+            )
+        };
+        let text = format!(
+            "{}\n{}\nPackage: other\nVersion: 9\nDirectory: pool/main/o\nChecksums-Sha256:\n",
+            para("1.0-1", &cache::sha256_bytes(orig)),
+            para("0.9-1", &"0".repeat(64))
+        );
+        let idx = root.join("dists/testing/main/source");
+        fs::create_dir_all(&idx).unwrap();
+        let mut enc = xz2::write::XzEncoder::new(Vec::new(), 1);
+        enc.write_all(text.as_bytes()).unwrap();
+        fs::write(idx.join("Sources.xz"), enc.finish().unwrap()).unwrap();
+        let cdir = tempfile::tempdir().unwrap();
+        let a = Archive::new(mirror, Cache::new(cdir.path().into()));
+        let e = a.newest_source("testing", "main", "k").unwrap();
+        assert_eq!((e.version.as_str(), e.suite.as_str()), ("1.0-1", "testing"));
+        let p = a
+            .download_source_file(&e, e.orig_tarball().unwrap(), &|_, _| {})
+            .unwrap();
+        assert_eq!(fs::read(&p).unwrap(), orig);
+        let missing = a.newest_source("testing", "main", "nothing").unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains("source package nothing in testing/main"),
+            "{missing}"
+        );
+        // Mirror gone, offline: the memo and the blob answer.
+        drop(mdir);
+        let off = a.with_offline(true);
+        let e2 = off.newest_source("testing", "main", "k").unwrap();
+        assert_eq!(e2, e);
+        assert_eq!(
+            off.download_source_file(&e2, e2.orig_tarball().unwrap(), &|_, _| {})
+                .unwrap(),
+            p
+        );
+        // A file whose sha256 does not match its index is refused.
+        let mut wrong = e.clone();
+        wrong.files[0].sha256 = "1".repeat(64);
+        assert!(matches!(
+            off.download_source_file(&wrong, &wrong.files[0], &|_, _| {}),
+            Err(DebianError::Offline { .. })
+        ));
+    }
+
     #[test]
     fn without_mirror_errors_say_what_to_do() {
         let cdir = tempfile::tempdir().unwrap();

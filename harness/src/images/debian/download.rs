@@ -1,5 +1,5 @@
 //! Verified downloads into the content-addressed blob store: a package named by an index
-//! entry (size and SHA256 checked while downloading), or any URL (an RPM) with an optional
+//! entry or a source package's file (size and SHA256 checked while downloading), or any URL (an RPM) with an optional
 //! expected SHA256. A blob already in the store needs no network.
 
 use std::io::{self, Read, Write};
@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::archive::Archive;
 use super::http::{self, Fetched};
 use super::packages::PackageEntry;
+use super::sources::{SourceEntry, SourceFile};
 use super::{io_err, DebianError, Result};
 use crate::images::cache;
 
@@ -33,6 +34,34 @@ impl Archive {
             Some(&digest),
             Some(entry.size),
             &format!("package {} {}", entry.name, entry.version),
+            progress,
+        )?;
+        Ok(path)
+    }
+
+    /// Downloads `file` of the source package `entry` into the blob store (verifying size
+    /// and SHA256 from the `Sources` index) and returns its path; a cached file needs no
+    /// network.
+    pub fn download_source_file(
+        &self,
+        entry: &SourceEntry,
+        file: &SourceFile,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<PathBuf> {
+        let digest = cache::check_digest(&file.sha256)?;
+        let blob = self.cache.blob_path(&digest);
+        if blob.is_file() {
+            return Ok(blob);
+        }
+        let url = self.url_for(&entry.suite, &entry.path_of(file))?;
+        let (path, _) = self.fetch_blob(
+            &url,
+            Some(&digest),
+            Some(file.size),
+            &format!(
+                "{} of source package {} {}",
+                file.name, entry.name, entry.version
+            ),
             progress,
         )?;
         Ok(path)

@@ -1,10 +1,12 @@
-//! Debian archive access: mirror discovery, `Packages` indexes, verified `.deb` downloads.
+//! Debian archive access: mirror discovery, `Packages` and `Sources` indexes, verified
+//! downloads of `.deb`s and source packages' files.
 //! This file holds the constants, the error type and the public names; each job lives in
 //! its own submodule:
 //!
 //! - [`mirror`]: which mirror (flag, environment, apt sources);
 //! - [`deb822`]: the paragraph format of indexes, apt sources and dpkg's status file;
 //! - [`packages`]: `Packages` index entries and package queries;
+//! - [`sources`]: `Sources` index entries (source packages and their files);
 //! - [`version`]: Debian version order;
 //! - [`archive`]: an [`Archive`]: the cached indexes of a mirror;
 //! - [`download`]: verified downloads into the blob store;
@@ -30,6 +32,7 @@ pub mod download;
 mod http;
 pub mod mirror;
 pub mod packages;
+pub mod sources;
 pub mod version;
 
 pub use archive::{read_xz_to_string, Archive};
@@ -40,6 +43,7 @@ pub use mirror::{
 pub use packages::{
     parse_packages, parse_packages_from, pick_newest, sort_matches, PackageEntry, PackageQuery,
 };
+pub use sources::{SourceEntry, SourceFile};
 pub use version::compare_versions;
 
 /// Environment variable naming the Debian archive URL (optionally `ARCHIVE,SECURITY`).
@@ -86,7 +90,7 @@ pub enum DebianError {
         expected: u64,
         actual: u64,
     },
-    #[error("malformed Packages index {origin}, paragraph at line {line}: {message}; delete the cached file to fetch it again")]
+    #[error("malformed index {origin}, paragraph at line {line}: {message}; delete the cached file to fetch it again")]
     Index {
         origin: String,
         line: usize,
