@@ -184,6 +184,24 @@ fn kmem_leak_through_the_real_kubelet_1_20_runs_static_pods_through_containerd()
 }
 
 #[test]
+fn a_real_kubelet_is_not_imitated_on_the_initramfs_guest() {
+    let _cores = shared();
+    // kubelet 1.20 is a real binary: without a root filesystem the cell is
+    // skipped, never run with the 1.20 profile under the real one's name.
+    let (s, _dir, _keep) = run_ok(&["memcg-fill", "--kernel", "6.1", "--kubelet", "1.20"]);
+    let a = &s["cells"][0]["attempts"][0];
+    assert_eq!(a["outcome"], "skipped", "{a}");
+    assert!(
+        a["reason"]
+            .as_str()
+            .unwrap()
+            .contains("root-filesystem guest"),
+        "{a}"
+    );
+    assert!(a.get("kubelet").is_none(), "{a}");
+}
+
+#[test]
 fn scenarios_that_need_systemd_are_skipped_on_the_initramfs_guest() {
     let _cores = shared();
     let (s, _dir, _keep) = run_ok(&["systemd-slice-churn", "--kernel", "6.1"]);

@@ -205,27 +205,18 @@ cg_mkdir "$FILL" memory
 # (a memcg the kernel never frees keeps counting), counted until two
 # counts agree.
 free_ids() {
-    if [ "$DOFILL" = 0 ]; then
-        _last=-1
-        _try=0
-        while [ $_try -lt 6 ]; do
-            _n=$((65535 - $(cg_count memory)))
-            [ "$_n" = "$_last" ] && break
-            _last=$_n
-            _try=$((_try + 1))
-            sleep "$SETTLE"
-        done
-        FREE_IDS=$_n
-        return 0
-    fi
     _last=-1
     _n=0
     _try=0
     while [ $_try -lt 6 ]; do
-        kit probe memcg-fill --root "$FILL" --prefix probe || die "probe fill failed: $(kit_err probe)"
-        [ "$(jget probe stopped_by)" = refused ] || die "probe fill stopped without a refusal"
-        _n=$(jget probe created)
-        "$RK" memcg-rmdir --root "$FILL" --prefix probe >/dev/null || die "cannot remove the probe cgroups"
+        if [ "$DOFILL" = 0 ]; then
+            _n=$((65535 - $(cg_count memory)))
+        else
+            kit probe memcg-fill --root "$FILL" --prefix probe || die "probe fill failed: $(kit_err probe)"
+            [ "$(jget probe stopped_by)" = refused ] || die "probe fill stopped without a refusal"
+            _n=$(jget probe created)
+            "$RK" memcg-rmdir --root "$FILL" --prefix probe >/dev/null || die "cannot remove the probe cgroups"
+        fi
         [ "$_n" = "$_last" ] && break
         _last=$_n
         _try=$((_try + 1))

@@ -69,6 +69,9 @@ pub enum Notice {
     RootfsBuilt { name: String, secs: f64, bytes: u64 },
     /// Wanted guest modules a kernel lacks or may lack (one phrase each, joined).
     KernelModules { kernel: String, text: String },
+    /// A step of getting a real kubelet ready (its build, once; cached
+    /// afterwards).
+    KubeletStep { version: String, step: String },
 }
 
 impl fmt::Display for Notice {
@@ -88,6 +91,7 @@ impl fmt::Display for Notice {
                 )
             }
             Notice::RootfsStep { name, step } => write!(f, "rootfs {name}: {step}"),
+            Notice::KubeletStep { version, step } => write!(f, "kubelet {version}: {step}"),
             Notice::KernelModules { kernel, text } => {
                 write!(
                     f,

@@ -161,7 +161,8 @@ pub fn execute(
         rootfses.insert(name.clone(), r);
     }
     // Real kubelets, once each, for the root-filesystem cells that name
-    // one (an initramfs guest cannot run a kubelet: its scenarios skip).
+    // one; an initramfs guest cannot run one, and is not given the
+    // profile in its place (see `initramfs_real_kubelet`).
     let mut kubelets: BTreeMap<String, Result<Option<super::kubelet::PreparedKubelet>, String>> =
         BTreeMap::new();
     for v in plans
@@ -172,11 +173,14 @@ pub fn execute(
         if kubelets.contains_key(v) || cancel.load(Ordering::SeqCst) {
             continue;
         }
-        let k = super::kubelet::parts_for(v).and_then(|parts| {
-            parts
-                .map(|parts| super::kubelet::prepare(&opts.cache, parts).map_err(|e| e.to_string()))
-                .transpose()
-        });
+        let k = super::kubelet::parts_for(&opts.root, &opts.cache, opts.mirror.as_deref(), v, sink)
+            .and_then(|parts| {
+                parts
+                    .map(|parts| {
+                        super::kubelet::prepare(&opts.cache, parts).map_err(|e| e.to_string())
+                    })
+                    .transpose()
+            });
         kubelets.insert(v.clone(), k);
     }
     let accel = match prepared.values().find_map(|p| p.as_ref().ok()) {
@@ -240,6 +244,16 @@ pub fn execute(
                     (Ok(p), r) => Ok((p, r.and_then(|r| r.as_ref().ok()))),
                 };
                 let attempts = match ready {
+                    _ if initramfs_real_kubelet(&opts.root, plan).is_some() => {
+                        let why = initramfs_real_kubelet(&opts.root, plan).unwrap_or_default();
+                        let a = harness_attempt(plan, Outcome::Skipped, None, why);
+                        sink.event(&Event::AttemptFinished {
+                            id: id.clone(),
+                            attempt: Box::new(a.clone()),
+                            key_metric: plan.scenario.manifest.key_metric.clone(),
+                        });
+                        vec![a]
+                    }
                     Err(e) => {
                         let a =
                             harness_attempt(plan, Outcome::Error, Some(Phase::Image), e.clone());
@@ -321,6 +335,23 @@ pub fn execute(
         dir,
         summary,
         infrastructure_errors,
+    })
+}
+
+/// Why a cell without a root filesystem cannot have its kubelet: the
+/// kubelet's manifest is a real binary (`[build]`), which needs systemd,
+/// containerd and a disk. Such a cell is skipped rather than given the
+/// profile's imitation under the real kubelet's name.
+fn initramfs_real_kubelet(root: &std::path::Path, plan: &PlannedCell) -> Option<String> {
+    if plan.key.rootfs.is_some() {
+        return None;
+    }
+    let v = plan.key.kubelet.as_ref()?;
+    let p = crate::kubelet::find(&root.join("images/kubelet"), v).ok()?;
+    p.build.as_ref().map(|_| {
+        format!(
+            "kubelet {v} is a real kubelet binary: it runs only on a root-filesystem guest (--rootfs bullseye|bookworm|trixie)"
+        )
     })
 }
 

@@ -8,7 +8,7 @@
 
 use crate::images::cache::{sha256_bytes, Cache};
 use crate::images::datadisk;
-use crate::model::KubeletInfo;
+use crate::model::{Event, EventSink, KubeletInfo, Notice};
 use crate::vm::DataDisk;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 pub const DISK_SERIAL: &str = "repro-kubelet";
 /// Where `scenarios/lib/kubelet.sh` mounts the disk in the guest.
 pub const GUEST_DIR: &str = "/run/repro-kubelet";
+/// The image names the bundle's archives carry (the pause image is
+/// containerd's sandbox image in the guest): those `repro images
+/// build-kubelet` writes by default, so both share the archives.
+pub const PAUSE_IMAGE: &str = crate::images::kubelet::container_images::DEFAULT_PAUSE_IMAGE;
+pub const BUSYBOX_IMAGE: &str = crate::images::kubelet::container_images::DEFAULT_BUSYBOX_IMAGE;
 
 /// The pieces of a bundle, as the kubelet build delivers them.
 #[derive(Debug, Clone)]
@@ -114,33 +119,82 @@ pub fn prepare(cache: &Cache, parts: BundleParts) -> Result<PreparedKubelet, Kub
     })
 }
 
-/// The parts of the real kubelet `version`, or `None` when its manifest is
-/// a profile. (Development seam until the build lands.)
-pub fn parts_for(version: &str) -> Result<Option<BundleParts>, String> {
-    let Ok(dir) = std::env::var("REPRO_DEV_KUBELET_BUNDLE") else {
-        return Ok(None);
-    };
-    if version != "1.20" {
+/// The parts of the real kubelet `version`: built (or found in the cache)
+/// from its manifest's `[build]` table, with the pause image of that build
+/// and the busybox image; `None` when the manifest is a profile. Steps and
+/// the compile's progress go to `sink` as notices.
+pub fn parts_for(
+    root: &Path,
+    cache: &Cache,
+    mirror: Option<&str>,
+    version: &str,
+    sink: &dyn EventSink,
+) -> Result<Option<BundleParts>, String> {
+    use crate::images::kubelet::{self as kb, BuildEvent};
+    let profile =
+        crate::kubelet::find(&root.join("images/kubelet"), version).map_err(|e| e.to_string())?;
+    if profile.build.is_none() {
         return Ok(None);
     }
-    let dir = PathBuf::from(dir);
-    let k = dir.join("kubelet");
+    let userland_path = root.join("images/userland.toml");
+    let userland =
+        crate::images::initramfs::Userland::load(&userland_path).map_err(|e| e.to_string())?;
+    let archive = crate::images::Archive::from_discovery(
+        crate::images::discover_mirror(mirror),
+        cache.clone(),
+    );
+    let say = |step: String| {
+        sink.event(&Event::Notice(Notice::KubeletStep {
+            version: version.to_string(),
+            step,
+        }))
+    };
+    let last_tenth = std::sync::atomic::AtomicUsize::new(usize::MAX);
+    let on_event = |e: BuildEvent| match e {
+        BuildEvent::Step(s) => say(s),
+        BuildEvent::Compile { done, total, .. } if total > 0 => {
+            let tenth = done * 10 / total;
+            if last_tenth.swap(tenth, std::sync::atomic::Ordering::SeqCst) != tenth {
+                say(format!("compiling: {done} of {total} packages"));
+            }
+        }
+        _ => {}
+    };
+    let fail = |e: kb::KubeletError| format!("kubelet {version}: {e}");
+    let build = kb::ensure_kubelet(&archive, &profile, &on_event).map_err(fail)?;
+    let pause = kb::ensure_pause_image(&build, PAUSE_IMAGE).map_err(fail)?;
+    let busybox = kb::ensure_busybox_image(
+        &archive,
+        &userland,
+        &userland_path,
+        BUSYBOX_IMAGE,
+        &on_event,
+    )
+    .map_err(fail)?;
     Ok(Some(BundleParts {
+        kubelet: build.binary.clone(),
         info: KubeletInfo {
-            version: "v1.20.2".into(),
-            sha256: crate::images::cache::sha256_file(&k).map_err(|e| e.to_string())?,
-            origin: "dev".into(),
+            version: build
+                .version
+                .rsplit(' ')
+                .next()
+                .unwrap_or(&build.version)
+                .to_string(),
+            sha256: build.sha256.clone(),
+            origin: match build.go_version.as_str() {
+                "" => format!("{} binary", build.origin),
+                go => format!(
+                    "built from Debian source {} with {go}",
+                    build.source_version
+                ),
+            },
         },
-        kubelet: k,
         images: vec![
-            (dir.join("images/pause.tar"), "repro.local/pause:3.2".into()),
-            (
-                dir.join("images/busybox.tar"),
-                "repro.local/busybox:1".into(),
-            ),
+            (pause.path, pause.name.clone()),
+            (busybox.path, busybox.name.clone()),
         ],
-        pause_image: "repro.local/pause:3.2".into(),
-        busybox_image: "repro.local/busybox:1".into(),
+        pause_image: pause.name,
+        busybox_image: busybox.name,
     }))
 }
 
