@@ -166,6 +166,10 @@ pub struct MatrixArgs {
     /// Print the cells and exit.
     #[arg(long)]
     pub list: bool,
+    /// Exit 1 on an unexpected pass (a rule expected a failure, none came)
+    /// or a stale rule (a cell's kernel is in the rule's `until` range).
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub guest: GuestArgs,
 }

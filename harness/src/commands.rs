@@ -210,12 +210,7 @@ impl Ctx {
             .bad_input()?;
         if a.list {
             for c in &cells {
-                println!(
-                    "{}  expect={} repeat={}",
-                    c.id(),
-                    c.expect.as_str(),
-                    c.repeat
-                );
+                println!("{}  expect={} repeat={}", c.id(), c.expect, c.repeat);
             }
             return Ok(ExitStatus::Success);
         }
@@ -234,7 +229,8 @@ impl Ctx {
             0,
             self.command_line.clone(),
         );
-        execute(&opts, cells, Expectations::Enforced)
+        let strict = a.strict.then_some(Strict);
+        execute_strict(&opts, cells, Expectations::Enforced, strict)
     }
 
     pub fn fixed_in(&self, a: FixedInArgs) -> CommandResult {
@@ -309,6 +305,9 @@ impl Ctx {
     }
 }
 
+/// `repro matrix --strict`: unexpected passes and stale rules fail the run.
+struct Strict;
+
 /// Runs cells with signal handling and the terminal reporter; the exit
 /// status comes from the run's record (`ExitStatus::of_run`). Everything
 /// that fails here happens after planning: infrastructure.
@@ -316,6 +315,17 @@ fn execute(
     opts: &ExecOptions,
     cells: Vec<repro::plan::PlannedCell>,
     expectations: Expectations,
+) -> CommandResult {
+    execute_strict(opts, cells, expectations, None)
+}
+
+/// [`execute`], and with `Strict`, exit 1 (at least) when a rule no
+/// longer holds up.
+fn execute_strict(
+    opts: &ExecOptions,
+    cells: Vec<repro::plan::PlannedCell>,
+    expectations: Expectations,
+    strict: Option<Strict>,
 ) -> CommandResult {
     let cancel = install_signal_handlers().infrastructure()?;
     let reporter = terminal::TerminalReporter::new();
@@ -346,6 +356,11 @@ fn execute(
             "{} cell(s) ended in `error`: the harness could not run them (see the reasons above)",
             done.infrastructure_errors
         );
+    }
+    let stale = repro::report::stale::stale_rules(&done.summary).len();
+    if stale > 0 && strict.is_some() {
+        eprintln!("{stale} rule(s) no longer hold up (unexpected pass or stale rule; --strict): edit the matrix as suggested above");
+        return Ok(status.max(ExitStatus::Failed));
     }
     Ok(status)
 }

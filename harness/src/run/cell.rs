@@ -1170,6 +1170,8 @@ mod tests {
             scenario: sc,
             params: BTreeMap::new(),
             expect: crate::model::Expect::Any,
+            rule: None,
+            stale_rules: vec![],
             repeat: 1,
             memory_mib: None,
             vcpus: None,

@@ -345,6 +345,8 @@ fn record(plan: &PlannedCell, attempts: Vec<Attempt>) -> CellRecord {
         params: plan.params.clone(),
         key_metric: plan.scenario.manifest.key_metric.clone(),
         expect: plan.expect,
+        rule: plan.rule.clone(),
+        stale_rules: plan.stale_rules.clone(),
         attempts,
     }
 }
