@@ -228,6 +228,7 @@ pub fn execute(
                     }
                     Ok((p, rootfs)) => {
                         let ctx = cell::RunContext {
+                            root: &opts.root,
                             qemu: qemu.clone(),
                             accel,
                             key: &key,

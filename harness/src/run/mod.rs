@@ -7,6 +7,7 @@ pub mod cell;
 pub mod execute;
 pub mod fixed_in;
 pub mod prepare;
+pub mod reproducer;
 pub mod result;
 
 pub use execute::{execute, RunDone};
