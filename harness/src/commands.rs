@@ -247,9 +247,16 @@ impl Ctx {
         let opts = self.exec(&a.guest, None, 1);
         let cancel = install_signal_handlers().infrastructure()?;
         let reporter = terminal::TerminalReporter::new();
-        let on_probe = |k: &str, p, o| println!("{k}: {p:?} ({o})");
+        let on_probe = |k: &str, p, r| println!("{k}: {p:?} (reproduced {r})");
         let report = run::fixed_in(&opts, &template, &a.kernels, &reporter, cancel, &on_probe)?;
         print!("{}", report.text());
+        let dir = opts
+            .results_root
+            .join(format!("fixed-in-{}", run::new_run_id()));
+        match report.write(&dir) {
+            Ok(p) => println!("{}", p.display()),
+            Err(e) => eprintln!("warning: cannot write {}/fixed-in.json: {e}", dir.display()),
+        }
         Ok(if report.interrupted {
             ExitStatus::Interrupted
         } else {
