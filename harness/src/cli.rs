@@ -70,7 +70,8 @@ pub enum Command {
     Run(RunArgs),
     /// Run a matrix file (default: matrix.toml); exit 1 when a cell fails its expectation.
     Matrix(MatrixArgs),
-    /// Find the first kernel (in the order given) from which a scenario no longer reproduces.
+    /// Find the first kernel (in the order given) from which a scenario no longer reproduces:
+    /// both ends checked first, the boundary pair re-run; the answer also in fixed-in.json.
     FixedIn(FixedInArgs),
     /// Join the results of shards into one run.
     Merge {
@@ -166,6 +167,10 @@ pub struct MatrixArgs {
     /// Print the cells and exit.
     #[arg(long)]
     pub list: bool,
+    /// Exit 1 on an unexpected pass (a rule expected a failure, none came)
+    /// or a stale rule (a cell's kernel is in the rule's `until` range).
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub guest: GuestArgs,
 }
@@ -186,8 +191,9 @@ pub struct FixedInArgs {
     pub driver: Option<Driver>,
     #[arg(long, value_enum)]
     pub cgroup: Option<CgroupVersion>,
-    /// Attempts per kernel; a kernel reproduces when any attempt does.
-    #[arg(long, default_value_t = 1)]
+    /// Attempts per kernel: a kernel reproduces when at least 2 do (1 with
+    /// --repeat 1), is fixed when none do, else is flaky and stepped over.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
     #[command(flatten)]
     pub guest: GuestArgs,

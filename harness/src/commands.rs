@@ -315,12 +315,7 @@ impl Ctx {
             .bad_input()?;
         if a.list {
             for c in &cells {
-                println!(
-                    "{}  expect={} repeat={}",
-                    c.id(),
-                    c.expect.as_str(),
-                    c.repeat
-                );
+                println!("{}  expect={} repeat={}", c.id(), c.expect, c.repeat);
             }
             return Ok(ExitStatus::Success);
         }
@@ -339,7 +334,8 @@ impl Ctx {
             0,
             self.command_line.clone(),
         );
-        execute(&opts, cells, Expectations::Enforced)
+        let strict = a.strict.then_some(Strict);
+        execute_strict(&opts, cells, Expectations::Enforced, strict)
     }
 
     pub fn fixed_in(&self, a: FixedInArgs) -> CommandResult {
@@ -356,9 +352,16 @@ impl Ctx {
         let opts = self.exec(&a.guest, None, 1);
         let cancel = install_signal_handlers().infrastructure()?;
         let reporter = terminal::TerminalReporter::new();
-        let on_probe = |k: &str, p, o| println!("{k}: {p:?} ({o})");
+        let on_probe = |k: &str, p, r| println!("{k}: {p:?} (reproduced {r})");
         let report = run::fixed_in(&opts, &template, &a.kernels, &reporter, cancel, &on_probe)?;
         print!("{}", report.text());
+        let dir = opts
+            .results_root
+            .join(format!("fixed-in-{}", run::new_run_id()));
+        match report.write(&dir) {
+            Ok(p) => println!("{}", p.display()),
+            Err(e) => eprintln!("warning: cannot write {}/fixed-in.json: {e}", dir.display()),
+        }
         Ok(if report.interrupted {
             ExitStatus::Interrupted
         } else {
@@ -414,6 +417,9 @@ impl Ctx {
     }
 }
 
+/// `repro matrix --strict`: unexpected passes and stale rules fail the run.
+struct Strict;
+
 /// Runs cells with signal handling and the terminal reporter; the exit
 /// status comes from the run's record (`ExitStatus::of_run`). Everything
 /// that fails here happens after planning: infrastructure.
@@ -421,6 +427,17 @@ fn execute(
     opts: &ExecOptions,
     cells: Vec<repro::plan::PlannedCell>,
     expectations: Expectations,
+) -> CommandResult {
+    execute_strict(opts, cells, expectations, None)
+}
+
+/// [`execute`], and with `Strict`, exit 1 (at least) when a rule no
+/// longer holds up.
+fn execute_strict(
+    opts: &ExecOptions,
+    cells: Vec<repro::plan::PlannedCell>,
+    expectations: Expectations,
+    strict: Option<Strict>,
 ) -> CommandResult {
     let cancel = install_signal_handlers().infrastructure()?;
     let reporter = terminal::TerminalReporter::new();
@@ -451,6 +468,11 @@ fn execute(
             "{} cell(s) ended in `error`: the harness could not run them (see the reasons above)",
             done.infrastructure_errors
         );
+    }
+    let stale = repro::report::stale::stale_rules(&done.summary).len();
+    if stale > 0 && strict.is_some() {
+        eprintln!("{stale} rule(s) no longer hold up (unexpected pass or stale rule; --strict): edit the matrix as suggested above");
+        return Ok(status.max(ExitStatus::Failed));
     }
     Ok(status)
 }

@@ -209,6 +209,8 @@ fn cell(
         params: [("limit".to_string(), "65536".to_string())].into(),
         key_metric: Some("created".into()),
         expect,
+        rule: None,
+        stale_rules: vec![],
         attempts: outcomes
             .iter()
             .enumerate()

@@ -9,6 +9,7 @@ pub mod cell;
 pub mod events;
 pub mod exit;
 pub mod limits;
+pub mod rate;
 pub mod record;
 pub mod version;
 
@@ -16,4 +17,5 @@ pub use attempt::*;
 pub use cell::{Accel, AccelChoice, AxisError, CellIdError, CellKey, CgroupVersion, Driver, Field};
 pub use events::{Event, EventSink, Notice, NullSink, VecSink};
 pub use exit::{ExitStatus, Expectations};
-pub use record::{CellRecord, Expect, RunMeta, RunSummary, Status, SCHEMA_VERSION};
+pub use rate::{Rate, RateCmp, RateExpect, RateSummary};
+pub use record::{CellRecord, Expect, RuleSource, RunMeta, RunSummary, Status, SCHEMA_VERSION};

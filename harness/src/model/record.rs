@@ -4,6 +4,7 @@
 
 use super::attempt::{Attempt, Outcome};
 use super::cell::CellKey;
+use super::rate::{is_trial, Rate, RateExpect, RateSummary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -26,7 +27,9 @@ pub struct RunMeta {
 
 /// One cell: a scenario with its parameters on one kernel (and later one
 /// kubelet profile, driver and cgroup version), with every attempt.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Written with its derived reproduction rate beside it (see
+/// [`CellRecordOut`]); read without it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct CellRecord {
     /// Where the cell sits; serialized as its id beside the axis values.
     #[serde(flatten)]
@@ -37,10 +40,97 @@ pub struct CellRecord {
     /// What the matrix expects of this cell (`any` for `repro run`).
     #[serde(default)]
     pub expect: Expect,
+    /// The `[[expect]]` rule that set `expect`, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RuleSource>,
+    /// Rules that matched the cell but no longer apply to it: its kernel
+    /// is in their `until` range.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stale_rules: Vec<RuleSource>,
     pub attempts: Vec<Attempt>,
 }
 
-/// A cell's expectation: the outcome that makes it pass.
+/// Where an expectation came from and what its author said of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleSource {
+    /// `matrix.toml:42`: the rule's `expect` line.
+    pub at: String,
+    /// Why the cell is expected to behave so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A bug report or discussion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The commit or package version that fixes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_by: Option<String>,
+    /// The kernel version range from which the rule stops applying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+impl RuleSource {
+    /// `matrix.toml:42: reason (fixed by X, until >=6.7, URL)`: the rule
+    /// and what it says, on one line.
+    pub fn describe(&self) -> String {
+        let mut extra = Vec::new();
+        if let Some(f) = &self.fixed_by {
+            extra.push(format!("fixed by {f}"));
+        }
+        if let Some(u) = &self.until {
+            extra.push(format!("until {u}"));
+        }
+        if let Some(u) = &self.url {
+            extra.push(u.clone());
+        }
+        let mut s = self.at.clone();
+        if let Some(r) = &self.reason {
+            s.push_str(": ");
+            s.push_str(r);
+        }
+        if !extra.is_empty() {
+            s.push_str(&format!(" ({})", extra.join(", ")));
+        }
+        s
+    }
+}
+
+/// How a cell record is written: its fields plus the derived rate.
+#[derive(Serialize)]
+struct CellRecordOut<'a> {
+    #[serde(flatten)]
+    key: &'a CellKey,
+    params: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_metric: &'a Option<String>,
+    expect: &'a Expect,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: &'a Option<RuleSource>,
+    #[serde(skip_serializing_if = "<[RuleSource]>::is_empty")]
+    stale_rules: &'a [RuleSource],
+    /// Derived: how often the trials ended with the rate's outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate: Option<RateSummary>,
+    attempts: &'a [Attempt],
+}
+
+impl Serialize for CellRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CellRecordOut {
+            key: &self.key,
+            params: &self.params,
+            key_metric: &self.key_metric,
+            expect: &self.expect,
+            rule: &self.rule,
+            stale_rules: &self.stale_rules,
+            rate: RateSummary::new(self.rate_outcome(), self.rate()),
+            attempts: &self.attempts,
+        }
+        .serialize(s)
+    }
+}
+
+/// A cell's expectation: the outcome that makes it pass, or a rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Expect {
@@ -52,24 +142,32 @@ pub enum Expect {
     Timeout,
     /// Record without judging.
     Any,
+    /// A fraction of the trials ending with an outcome (`{"rate":
+    /// {"outcome": "reproduced", "cmp": ">=", "threshold": 0.8}}`).
+    Rate(RateExpect),
 }
 
-impl Expect {
-    pub fn as_str(self) -> &'static str {
-        match self {
+/// `reproduced`, `any`, `reproduced >= 0.8`.
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
             Expect::Reproduced => "reproduced",
             Expect::NotReproduced => "not-reproduced",
             Expect::Skipped => "skipped",
             Expect::Crashed => "crashed",
             Expect::Timeout => "timeout",
             Expect::Any => "any",
-        }
+            Expect::Rate(r) => return r.fmt(f),
+        })
     }
+}
 
-    /// Whether `o` satisfies the expectation.
+impl Expect {
+    /// Whether `o` satisfies the expectation. A single attempt cannot miss
+    /// a rate: every judged outcome is accepted, the cell's rate decides.
     pub fn accepts(self, o: Outcome) -> bool {
         match self {
-            Expect::Any => !matches!(o, Outcome::Error | Outcome::Cancelled),
+            Expect::Any | Expect::Rate(_) => !matches!(o, Outcome::Error | Outcome::Cancelled),
             Expect::Reproduced => o == Outcome::Reproduced,
             Expect::NotReproduced => o == Outcome::NotReproduced,
             Expect::Skipped => o == Outcome::Skipped,
@@ -147,6 +245,26 @@ impl CellRecord {
         best
     }
 
+    /// The outcome the cell's rate counts: a rate expectation's, else
+    /// `reproduced`.
+    pub fn rate_outcome(&self) -> Outcome {
+        match self.expect {
+            Expect::Rate(r) => r.outcome,
+            _ => Outcome::Reproduced,
+        }
+    }
+
+    /// How many trials ended with [`Self::rate_outcome`].
+    pub fn rate(&self) -> Rate {
+        Rate::of(self.attempts.iter().map(|a| a.outcome), self.rate_outcome())
+    }
+
+    /// Whether the cell had more than one trial, so its rate says more
+    /// than its outcome.
+    pub fn has_repeats(&self) -> bool {
+        self.attempts.iter().filter(|a| is_trial(a.outcome)).count() > 1
+    }
+
     /// Whether the attempts' outcomes disagree (ignoring infrastructure
     /// errors).
     pub fn is_flaky(&self) -> bool {
@@ -169,6 +287,13 @@ impl CellRecord {
                 Status::Flaky
             } else {
                 Status::Passed
+            };
+        }
+        if let Expect::Rate(r) = self.expect {
+            return if r.holds(self.rate()) {
+                Status::Passed
+            } else {
+                Status::Failed
             };
         }
         let ok = judged.iter().filter(|o| self.expect.accepts(**o)).count();

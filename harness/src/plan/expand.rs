@@ -4,7 +4,7 @@
 
 use super::pattern::Pattern;
 use super::PlannedCell;
-use crate::model::{CellKey, CgroupVersion, Driver, Expect, Field};
+use crate::model::{CellKey, CgroupVersion, Driver, Expect, Field, RuleSource};
 use crate::scenario::Scenario;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -76,13 +76,52 @@ pub struct Include {
     pub cgroup: Option<CgroupVersion>,
 }
 
+/// An `[[expect]]` rule: the cells it selects, what they expect, the
+/// kernels it no longer applies to, and where it came from.
+#[derive(Debug, Clone, Default)]
+pub struct Expectation {
+    pub selector: Selector,
+    pub expect: Expect,
+    /// A version range over the kernel: cells in it are past the rule
+    /// (`until`), which then no longer applies to them but is reported
+    /// as stale.
+    pub until: Option<Pattern>,
+    pub source: RuleSource,
+}
+
+impl Expectation {
+    /// Whether the cell's kernel is in the rule's `until` range.
+    pub fn past_until(&self, key: &CellKey) -> bool {
+        self.until.as_ref().is_some_and(|u| u.matches(&key.kernel))
+    }
+}
+
+/// The expectation of the cell at `key`: the last rule that matches it
+/// and whose `until` it has not passed (else `default`), with that rule's
+/// source, and the matching rules it has passed.
+pub fn expectation_of(
+    rules: &[Expectation],
+    default: Expect,
+    key: &CellKey,
+) -> (Expect, Option<RuleSource>, Vec<RuleSource>) {
+    let mut stale = Vec::new();
+    for r in rules.iter().rev().filter(|r| r.selector.matches(key)) {
+        if r.past_until(key) {
+            stale.push(r.source.clone());
+        } else {
+            return (r.expect, Some(r.source.clone()), stale);
+        }
+    }
+    (default, None, stale)
+}
+
 /// Rules applied to every entry.
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
     pub include: Vec<Include>,
     pub exclude: Vec<Selector>,
     /// The last matching rule wins.
-    pub expect: Vec<(Selector, Expect)>,
+    pub expect: Vec<Expectation>,
     /// What cells no expectation rule matches expect.
     pub default_expect: Expect,
 }
@@ -155,17 +194,15 @@ pub fn expand(entries: &[Entry], rules: &Rules) -> Vec<PlannedCell> {
             if !seen.insert(key.to_string()) {
                 continue;
             }
-            let expect = rules
-                .expect
-                .iter()
-                .rev()
-                .find(|(r, _)| r.matches(&key))
-                .map_or(rules.default_expect, |(_, x)| *x);
+            let (expect, rule, stale_rules) =
+                expectation_of(&rules.expect, rules.default_expect, &key);
             out.push(PlannedCell {
                 key,
                 scenario: e.scenario.clone(),
                 params: e.params.clone(),
                 expect,
+                rule,
+                stale_rules,
                 repeat: e.repeat.max(1),
                 timeout_s: e.timeout_s,
                 memory_mib: e.memory_mib,

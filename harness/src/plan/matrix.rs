@@ -2,12 +2,12 @@
 //! expectations and nextest-style profiles. Unknown keys are errors, and
 //! every error names the file, line and column.
 
-use super::expand::{expand, AxisValues, Entry, Include, Rules, Selector};
+use super::expand::{expand, AxisValues, Entry, Expectation, Include, Rules, Selector};
 use super::pattern::Pattern;
 use super::profile::{Profile, ProfileFile};
 use super::PlannedCell;
 use crate::model::limits::{MAX_MEMORY_MIB, MAX_TIMEOUT_S, MAX_VCPUS, MIN_MEMORY_MIB};
-use crate::model::{AccelChoice, CgroupVersion, Driver, Expect, Field};
+use crate::model::{AccelChoice, CgroupVersion, Driver, Expect, Field, RateExpect, RuleSource};
 use crate::scenario::Scenario;
 use crate::tomlfile::{self, line_col, TomlFileError};
 use serde::Deserialize;
@@ -135,8 +135,12 @@ pub struct Rule {
     pub rootfs: Option<Spanned<String>>,
 }
 
-/// `[[expect]]`: like a rule, plus the expected outcome. The last
-/// matching rule wins; cells no rule matches expect `not-reproduced`.
+/// `[[expect]]`: like a rule, plus the expected outcome (`"reproduced"`)
+/// or rate (`{ reproduced = ">= 0.8" }`), and its provenance: `reason`,
+/// `url`, `fixed_by` (commit or package version) and `until` (a kernel
+/// version range from which the rule no longer applies). The last
+/// matching rule that applies wins; cells no rule matches expect
+/// `not-reproduced`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectRule {
@@ -146,7 +150,11 @@ pub struct ExpectRule {
     pub driver: Option<Spanned<String>>,
     pub cgroup: Option<Spanned<String>>,
     pub rootfs: Option<Spanned<String>>,
-    pub expect: Spanned<String>,
+    pub expect: Spanned<toml::Value>,
+    pub reason: Option<String>,
+    pub url: Option<String>,
+    pub fixed_by: Option<String>,
+    pub until: Option<Spanned<String>>,
 }
 
 /// A checked matrix: the file plus where it came from.
@@ -255,6 +263,59 @@ impl Matrix {
         })
     }
 
+    /// An `[[expect]]` rule compiled, its source named by the line of its
+    /// `expect` value.
+    fn expectation(&self, r: &ExpectRule) -> Result<Expectation, MatrixError> {
+        let span = r.expect.span();
+        let expect = match r.expect.get_ref() {
+            toml::Value::String(s) => parse_expect(s),
+            toml::Value::Table(t) if t.len() == 1 => {
+                let (k, v) = t.iter().next().map(|(k, v)| (k.as_str(), v)).unzip();
+                match v {
+                    Some(toml::Value::String(c)) => {
+                        RateExpect::parse(k.unwrap_or_default(), c).map(Expect::Rate)
+                    }
+                    _ => Err(format!(
+                        "a rate is a string such as \">= 0.8\": write expect = {{ {} = \">= 0.8\" }}",
+                        k.unwrap_or_default()
+                    )),
+                }
+            }
+            _ => Err(
+                "expect is an outcome (\"reproduced\") or one rate ({ reproduced = \">= 0.8\" })"
+                    .into(),
+            ),
+        }
+        .map_err(|e| self.at(span.clone(), e))?;
+        let until = r
+            .until
+            .as_ref()
+            .map(|u| match self.typed::<Pattern>(u)? {
+                p @ Pattern::Range(_) => Ok(p),
+                Pattern::Glob(_) => Err(self.at(
+                    u.span(),
+                    format!(
+                        "until `{}` is not a version range: write one such as \">=6.7\"",
+                        u.get_ref()
+                    ),
+                )),
+            })
+            .transpose()?;
+        let (line, _) = line_col(&self.text, span.start);
+        Ok(Expectation {
+            selector: self.selector(r)?,
+            expect,
+            until,
+            source: RuleSource {
+                at: format!("{}:{line}", self.path.display()),
+                reason: r.reason.clone(),
+                url: r.url.clone(),
+                fixed_by: r.fixed_by.clone(),
+                until: r.until.as_ref().map(|u| u.get_ref().clone()),
+            },
+        })
+    }
+
     /// The include/exclude/expect rules, compiled and checked.
     fn rules(&self) -> Result<Rules, MatrixError> {
         Ok(Rules {
@@ -274,11 +335,7 @@ impl Matrix {
                 .file
                 .expect
                 .iter()
-                .map(|r| {
-                    let e = parse_expect(r.expect.get_ref())
-                        .map_err(|e| self.at(r.expect.span(), e))?;
-                    Ok((self.selector(r)?, e))
-                })
+                .map(|r| self.expectation(r))
                 .collect::<Result<_, MatrixError>>()?,
             default_expect: Expect::NotReproduced,
         })
@@ -664,6 +721,113 @@ expect = "reproduced"
         assert_eq!(cells[2].expect, Expect::NotReproduced);
         let f: crate::plan::Filter = "rootfs=bull*".parse().unwrap();
         assert_eq!(cells.iter().filter(|c| f.matches(&c.key)).count(), 2);
+    }
+
+    const RULES: &str = r#"
+[axes]
+kernels = ["5.10", "6.1", "6.12", "bookworm"]
+
+[[scenario]]
+name = "kmem-leak"
+
+[[expect]]
+scenario = "kmem-leak"
+expect = { reproduced = ">= 0.8" }
+reason = "kmem accounting leaks the memcg"
+url = "https://example.org/bug/1"
+fixed_by = "6.7"
+until = ">=6.7"
+
+[[expect]]
+scenario = "kmem-leak"
+kernel = "5.*"
+expect = "crashed"
+"#;
+
+    #[rstest]
+    #[case(
+        "kmem-leak/kernel=5.10/cgroup=v1",
+        "crashed",
+        Some("matrix.toml:19"),
+        0
+    )]
+    #[case(
+        "kmem-leak/kernel=6.1/cgroup=v1",
+        "reproduced >= 0.8",
+        Some("matrix.toml:10"),
+        0
+    )]
+    #[case("kmem-leak/kernel=6.12/cgroup=v1", "not-reproduced", None, 1)]
+    #[case(
+        "kmem-leak/kernel=bookworm/cgroup=v1",
+        "reproduced >= 0.8",
+        Some("matrix.toml:10"),
+        0
+    )]
+    fn rules_carry_rates_provenance_and_until(
+        #[case] id: &str,
+        #[case] expect: &str,
+        #[case] at: Option<&str>,
+        #[case] stale: usize,
+    ) {
+        let (_t, sc) = scenarios(&["kmem-leak"]);
+        let cells = matrix(RULES).unwrap().cells(&sc).unwrap();
+        let c = cells.iter().find(|c| c.id() == id).unwrap();
+        assert_eq!(c.expect.to_string(), expect);
+        assert_eq!(c.rule.as_ref().map(|r| r.at.as_str()), at);
+        assert_eq!(c.stale_rules.len(), stale);
+        if let Some(r) = c.rule.as_ref().filter(|r| r.at.ends_with(":10")) {
+            assert_eq!(r.reason.as_deref(), Some("kmem accounting leaks the memcg"));
+            assert_eq!(r.url.as_deref(), Some("https://example.org/bug/1"));
+            assert_eq!(r.fixed_by.as_deref(), Some("6.7"));
+            assert_eq!(r.until.as_deref(), Some(">=6.7"));
+        }
+        if stale > 0 {
+            assert_eq!(c.stale_rules[0].at, "matrix.toml:10");
+        }
+    }
+
+    #[rstest]
+    #[case(
+        "expect = { reproduced = \">= 2\" }",
+        "matrix.toml:4:10",
+        "not a fraction"
+    )]
+    #[case(
+        "expect = { reproduced = 0.8 }",
+        "matrix.toml:4:10",
+        "a rate is a string"
+    )]
+    #[case(
+        "expect = { reproduced = \">= 0.8\", crashed = \"< 0.1\" }",
+        "matrix.toml:4:10",
+        "one rate"
+    )]
+    #[case("expect = { error = \">= 0.8\" }", "matrix.toml:4:10", "not `error`")]
+    #[case("expect = 3", "matrix.toml:4:10", "an outcome")]
+    #[case(
+        "expect = \"reproduced\"\nuntil = \"6.*\"",
+        "matrix.toml:5:9",
+        "not a version range"
+    )]
+    #[case(
+        "expect = \"reproduced\"\nuntil = \">=x\"",
+        "matrix.toml:5:9",
+        "not a version"
+    )]
+    #[case("expect = \"reproduced\"\nfixed = \"x\"", "matrix.toml:5:1", "fixed")]
+    fn bad_expect_rules_point_at_their_value(
+        #[case] rule: &str,
+        #[case] at: &str,
+        #[case] names: &str,
+    ) {
+        let e = matrix(&format!(
+            "[axes]\nkernels = [\"6.1\"]\n[[expect]]\n{rule}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with(at), "{e}");
+        assert!(e.contains(names), "{e}");
     }
 
     #[test]

@@ -9,12 +9,12 @@ pub mod pattern;
 pub mod profile;
 pub mod request;
 
-pub use expand::{expand, AxisValues, Entry, Filter, Include, Rules, Selector};
+pub use expand::{expand, AxisValues, Entry, Expectation, Filter, Include, Rules, Selector};
 pub use matrix::{load_matrix, FileSettings, Matrix, MatrixError};
 pub use profile::Profile;
 pub use request::Request;
 
-use crate::model::{CellKey, Expect};
+use crate::model::{CellKey, Expect, RuleSource};
 use crate::scenario::Scenario;
 use std::collections::BTreeMap;
 
@@ -26,6 +26,10 @@ pub struct PlannedCell {
     pub scenario: Scenario,
     pub params: BTreeMap<String, String>,
     pub expect: Expect,
+    /// The `[[expect]]` rule that set `expect`, if any.
+    pub rule: Option<RuleSource>,
+    /// Rules that matched but whose `until` the cell's kernel has passed.
+    pub stale_rules: Vec<RuleSource>,
     /// Attempts to make (all are kept).
     pub repeat: u32,
     pub timeout_s: Option<u64>,

@@ -78,6 +78,29 @@ pub(crate) fn attempt_fraction(c: &CellRecord) -> Option<String> {
     Some(format!("{n}/{}", c.attempts.len()))
 }
 
+/// `reproduced 2/3 (67%, 95% CI 21–94%)`: the cell's rate with its 95%
+/// Wilson interval, when it had more than one trial.
+pub(crate) fn rate_text(c: &CellRecord) -> Option<String> {
+    c.has_repeats()
+        .then(|| format!("{} {}", c.rate_outcome(), c.rate()))
+}
+
+/// `67% [21–94%]`: the rate for a table cell, when it had repeats.
+pub(crate) fn rate_short(c: &CellRecord) -> Option<String> {
+    c.has_repeats().then(|| c.rate().percent()).flatten()
+}
+
+/// The rule that set the cell's expectation and what it says, when the
+/// rule says more than where it is (a reason, link, fix or `until`).
+pub(crate) fn rule_text(c: &CellRecord) -> Option<String> {
+    c.rule
+        .as_ref()
+        .filter(|r| {
+            r.reason.is_some() || r.url.is_some() || r.fixed_by.is_some() || r.until.is_some()
+        })
+        .map(|r| format!("expect {}: {}", c.expect, r.describe()))
+}
+
 /// What went wrong with a cell, in one line: `expected reproduced, got
 /// not-reproduced: <reason>`; empty for cells that passed.
 pub(crate) fn problem(c: &CellRecord) -> String {
@@ -92,11 +115,15 @@ pub(crate) fn problem(c: &CellRecord) -> String {
     };
     match c.status() {
         Status::Passed => String::new(),
-        Status::Failed => with_reason(format!(
-            "expected {}, got {}",
-            c.expect.as_str(),
-            c.outcome()
-        )),
+        Status::Failed if matches!(c.expect, crate::model::Expect::Rate(_)) => {
+            format!(
+                "expected {}, got {} {}",
+                c.expect,
+                c.rate_outcome(),
+                c.rate()
+            )
+        }
+        Status::Failed => with_reason(format!("expected {}, got {}", c.expect, c.outcome())),
         Status::Flaky => {
             let mut counts: Vec<(Outcome, usize)> = vec![];
             for a in &c.attempts {
@@ -117,7 +144,7 @@ pub(crate) fn problem(c: &CellRecord) -> String {
                 .find(|a| !c.expect.accepts(a.outcome))
                 .map(|a| first_line(&a.reason))
                 .unwrap_or("");
-            let head = format!("flaky, expected {}: {list}", c.expect.as_str());
+            let head = format!("flaky, expected {}: {list}", c.expect);
             if miss.is_empty() {
                 head
             } else {
@@ -162,7 +189,66 @@ pub(crate) fn finding_log<'a>(a: &'a Attempt, f: &ConsoleFinding) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::fixtures::mixed;
+    use crate::model::{Expect, RateExpect, RuleSource};
+    use crate::report::fixtures::{cell, mixed};
+    use rstest::rstest;
+    use Outcome::*;
+
+    #[rstest]
+    #[case(">= 0.8", &[Reproduced, Reproduced, NotReproduced], Status::Failed,
+        "expected reproduced >= 0.8, got reproduced 2/3 (67%, 95% CI 21–94%)")]
+    #[case(">= 0.5", &[Reproduced, Reproduced, NotReproduced], Status::Passed, "")]
+    #[case(">= 0.5", &[Reproduced, Error, Error], Status::Passed, "")]
+    #[case(">= 0.5", &[Skipped], Status::Failed,
+        "expected reproduced >= 0.5, got reproduced 0/0")]
+    fn rate_expectations_judge_the_cell(
+        #[case] rate: &str,
+        #[case] outcomes: &[Outcome],
+        #[case] status: Status,
+        #[case] want: &str,
+    ) {
+        let e = Expect::Rate(RateExpect::parse("reproduced", rate).unwrap());
+        let c = cell("kmem-leak", "6.1", "v1", e, outcomes, 1);
+        assert_eq!(c.status(), status);
+        assert_eq!(problem(&c), want);
+        assert!(
+            c.is_flaky()
+                == (outcomes
+                    .iter()
+                    .filter(|o| **o != Error)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
+                    > 1)
+        );
+    }
+
+    #[test]
+    fn a_rule_with_provenance_is_described() {
+        let mut c = cell(
+            "kmem-leak",
+            "6.1",
+            "v1",
+            Expect::Reproduced,
+            &[Reproduced],
+            1,
+        );
+        c.rule = Some(RuleSource {
+            at: "matrix.toml:40".into(),
+            ..Default::default()
+        });
+        assert_eq!(rule_text(&c), None, "a bare rule says nothing new");
+        c.rule = Some(RuleSource {
+            at: "matrix.toml:40".into(),
+            reason: Some("runc 1.0 leaks kmem".into()),
+            url: Some("https://example.org/bug/1".into()),
+            fixed_by: Some("6.7".into()),
+            until: Some(">=6.7".into()),
+        });
+        assert_eq!(
+            rule_text(&c).as_deref(),
+            Some("expect reproduced: matrix.toml:40: runc 1.0 leaks kmem (fixed by 6.7, until >=6.7, https://example.org/bug/1)")
+        );
+    }
 
     #[test]
     fn describes_every_kind_of_cell() {
@@ -182,6 +268,12 @@ mod tests {
         );
         assert_eq!(attempt_fraction(&s.cells[2]).as_deref(), Some("2/3"));
         assert_eq!(attempt_fraction(&s.cells[0]), None);
+        assert_eq!(
+            rate_text(&s.cells[2]).as_deref(),
+            Some("reproduced 2/3 (67%, 95% CI 21–94%)")
+        );
+        assert_eq!(rate_short(&s.cells[2]).as_deref(), Some("67% [21–94%]"));
+        assert_eq!(rate_text(&s.cells[0]), None);
         assert_eq!(key_metric(&s.cells[0]).as_deref(), Some("65533 cgroups"));
         assert_eq!(representative(&s.cells[2]).map(|a| a.number), Some(3));
         let counts: Vec<usize> = status_counts(&s).into_iter().map(|(_, n)| n).collect();

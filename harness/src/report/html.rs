@@ -11,11 +11,12 @@
 use super::chart::{series, timings};
 use super::describe::{
     attempt_fraction, capped_note, finding_line, finding_log, findings, key_metric, problem,
-    representative, status_counts, KUBELET_NOTE,
+    rate_short, rate_text, representative, rule_text, status_counts, KUBELET_NOTE,
 };
 use super::escape::{href, html as esc};
 use super::format::{self, first_line};
 use super::grid::{case_name, grids, Grid};
+use super::stale::stale_rules;
 use super::symbols::{css_class, legend, marker, outcome_symbol, status_symbol, Glyphs};
 use super::{CellRecord, RunSummary, Status};
 use crate::model::Attempt;
@@ -104,6 +105,7 @@ pub fn html(s: &RunSummary) -> String {
     let grids = grids(s);
     results(&mut o, &grids);
     problems(&mut o, &grids);
+    expectations(&mut o, s, &grids);
     warnings(&mut o, &grids);
     timings(&mut o, &grids);
     series(&mut o, &grids);
@@ -235,8 +237,12 @@ fn cell_html(o: &mut String, c: &CellRecord, varying: &[String]) {
         "{}\nstatus {} · expect {}",
         case_name(c, varying),
         c.status().as_str(),
-        c.expect.as_str()
+        c.expect
     );
+    for line in [rate_text(c), rule_text(c)].into_iter().flatten() {
+        tip.push('\n');
+        tip.push_str(&line);
+    }
     for a in &c.attempts {
         let _ = write!(
             tip,
@@ -261,6 +267,9 @@ fn cell_html(o: &mut String, c: &CellRecord, varying: &[String]) {
     }
     if let Some(f) = attempt_fraction(c) {
         let _ = write!(o, " <span class=\"frac\">{f}</span>");
+    }
+    if let Some(r) = rate_short(c) {
+        let _ = write!(o, " <span class=\"rate\">{}</span>", esc(&r));
     }
     o.push_str("</div>");
     if let Some(m) = key_metric(c) {
@@ -315,6 +324,46 @@ fn results(o: &mut String, grids: &[Grid]) {
         "<p class=\"legend\">{} · {COLOUR_LEGEND}</p></section>",
         esc(&legend(GLYPHS))
     );
+}
+
+/// Unexpected passes and stale rules with their edits, then every cell
+/// whose rule says why it expects what it does.
+fn expectations(o: &mut String, s: &RunSummary, grids: &[Grid]) {
+    let stale = stale_rules(s);
+    if !stale.is_empty() {
+        o.push_str("<section class=\"stale\"><h2>Unexpected passes and stale rules</h2><ul>\n");
+        for r in &stale {
+            let _ = writeln!(o, "<li>{}</li>", esc(&r.line()));
+        }
+        o.push_str("</ul></section>\n");
+    }
+    let mut rows = String::new();
+    for g in grids {
+        for c in g.iter() {
+            if let (Some(text), Some(rule)) = (rule_text(c), &c.rule) {
+                // Only web links become links: a `javascript:` URL in a
+                // matrix file must not run in the report.
+                let link = rule
+                    .url
+                    .as_deref()
+                    .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                    .map(|u| format!(" <a href=\"{}\">link</a>", esc(u)))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    rows,
+                    "<li><code>{}</code>: {}{link}</li>",
+                    esc(&case_name(c, &g.varying)),
+                    esc(&text)
+                );
+            }
+        }
+    }
+    if !rows.is_empty() {
+        let _ = write!(
+            o,
+            "<section class=\"expectations\"><h2>Expectations</h2><ul>\n{rows}</ul></section>\n"
+        );
+    }
 }
 
 fn problems(o: &mut String, grids: &[Grid]) {
@@ -445,6 +494,45 @@ mod tests {
             .contains("http://"));
         assert!(!h.contains("https://"));
         assert!(!h.contains("url("), "no external resources from CSS");
+    }
+
+    #[test]
+    fn rates_rules_and_stale_rules_are_shown() {
+        use crate::model::{Expect, Outcome::*, RuleSource};
+        let mut s = mixed();
+        let mut c = crate::report::fixtures::cell(
+            "kmem-leak",
+            "6.12",
+            "v1",
+            Expect::Reproduced,
+            &[NotReproduced, NotReproduced],
+            1,
+        );
+        c.rule = Some(RuleSource {
+            at: "matrix.toml:7".into(),
+            reason: Some("a <leak>".into()),
+            url: Some("https://example.org/b?x=1&y=2".into()),
+            ..Default::default()
+        });
+        s.cells.push(c);
+        let h = html(&s);
+        assert!(
+            h.contains("<span class=\"rate\">67% [21–94%]</span>"),
+            "{h}"
+        );
+        assert!(h.contains("reproduced 2/3 (67%, 95% CI 21–94%)"), "{h}");
+        assert!(
+            h.contains("<h2>Unexpected passes and stale rules</h2><ul>\n<li>unexpected pass: matrix.toml:7: a &lt;leak&gt;"),
+            "{h}"
+        );
+        s.cells[6].rule.as_mut().unwrap().url = Some("javascript:alert(1)".into());
+        assert!(!html(&s).contains("href=\"javascript"));
+        s.cells[6].rule.as_mut().unwrap().url = Some("https://example.org/b?x=1&y=2".into());
+        let h = html(&s);
+        assert!(
+            h.contains("<code>kmem-leak[kernel=6.12,cgroup=v1]</code>: expect reproduced: matrix.toml:7: a &lt;leak&gt; (https://example.org/b?x=1&amp;y=2) <a href=\"https://example.org/b?x=1&amp;y=2\">link</a></li>"),
+            "{h}"
+        );
     }
 
     #[test]

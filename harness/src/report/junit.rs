@@ -26,9 +26,10 @@
 //! artefacts, and a system-err with every attempt's kernel-log warnings
 //! (title, log, excerpt), whatever the case's status.
 
-use super::describe::{finding_line, finding_log, findings, representative};
+use super::describe::{finding_line, finding_log, findings, rate_text, representative};
 use super::format::{first_line, metric};
 use super::grid::{case_name, grids};
+use super::stale::stale_rules_of;
 use super::{CellRecord, RunSummary, Status};
 use crate::model::{Attempt, Outcome};
 use quick_junit::{
@@ -134,7 +135,7 @@ fn status(c: &CellRecord) -> TestCaseStatus {
             let flaky = if s == Status::Flaky { "flaky, " } else { "" };
             st.set_message(format!(
                 "{flaky}expected {}, got {}: {}",
-                c.expect.as_str(),
+                c.expect,
                 a.outcome,
                 first_line(&a.reason)
             ))
@@ -219,9 +220,21 @@ fn case(c: &CellRecord, varying: &[String]) -> TestCase {
     }
     props.push(Property::new("cgroup", c.key.cgroup.as_str()));
     props.push(Property::new("outcome", c.outcome().as_str()));
-    props.push(Property::new("expect", c.expect.as_str()));
+    props.push(Property::new("expect", c.expect.to_string()));
     props.push(Property::new("status", c.status().as_str()));
     props.push(Property::new("attempts", c.attempts.len().to_string()));
+    if let Some(r) = rate_text(c) {
+        props.push(Property::new("rate", r));
+    }
+    if let Some(r) = &c.rule {
+        props.push(Property::new("rule", r.describe()));
+    }
+    for r in stale_rules_of(c) {
+        props.push(Property::new(
+            r.kind.as_str().replace(' ', "-"),
+            format!("{}: {}", r.rule.describe(), r.edit),
+        ));
+    }
     for (k, v) in &c.params {
         props.push(Property::new(format!("param.{k}"), v));
     }

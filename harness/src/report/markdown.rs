@@ -3,10 +3,11 @@
 
 use super::describe::{
     attempt_fraction, capped_note, finding_line, finding_log, findings, key_metric, problem,
-    status_counts, KUBELET_NOTE,
+    rate_short, rule_text, status_counts, KUBELET_NOTE,
 };
 use super::escape::{html, markdown as md, markdown_code};
 use super::grid::{case_name, grids};
+use super::stale::stale_rules;
 use super::symbols::{legend, marker, outcome_symbol, status_symbol, Glyphs};
 use super::{CellRecord, RunSummary, Status};
 use std::fmt::Write as _;
@@ -23,6 +24,9 @@ fn cell_text(c: &CellRecord) -> String {
     }
     if let Some(f) = attempt_fraction(c) {
         parts.push(f);
+    }
+    if let Some(r) = rate_short(c) {
+        parts.push(format!("· {}", md(&r)));
     }
     parts.join(" ")
 }
@@ -97,13 +101,25 @@ pub fn markdown(s: &RunSummary) -> String {
             }
         }
     }
-    if !problems.is_empty() {
-        let _ = writeln!(out, "### Failures and errors\n");
-        for p in problems {
-            let _ = writeln!(out, "{p}");
+    list_section(&mut out, "Failures and errors", &problems);
+    let stale: Vec<String> = stale_rules(s)
+        .iter()
+        .map(|r| format!("- {}", md(&r.line())))
+        .collect();
+    list_section(&mut out, "Unexpected passes and stale rules", &stale);
+    let mut rules = vec![];
+    for g in grids(s) {
+        for c in g.iter() {
+            if let Some(r) = rule_text(c) {
+                rules.push(format!(
+                    "- `{}`: {}",
+                    markdown_code(&case_name(c, &g.varying)),
+                    md(&r)
+                ));
+            }
         }
-        out.push('\n');
     }
+    list_section(&mut out, "Expectations", &rules);
     warnings(&mut out, s);
     let mut capped = vec![];
     for g in grids(s) {
@@ -120,15 +136,21 @@ pub fn markdown(s: &RunSummary) -> String {
             }
         }
     }
-    if !capped.is_empty() {
-        let _ = writeln!(out, "### Capped output\n");
-        for p in capped {
-            let _ = writeln!(out, "{p}");
-        }
-        out.push('\n');
-    }
+    list_section(&mut out, "Capped output", &capped);
     let _ = writeln!(out, "<sub>{}</sub>", legend(Glyphs::Emoji));
     out
+}
+
+/// `### title` and its list items, when there are any.
+fn list_section(out: &mut String, title: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "### {title}\n");
+    for i in items {
+        let _ = writeln!(out, "{i}");
+    }
+    out.push('\n');
 }
 
 /// At most this many warnings get their excerpt (a CI job summary is
@@ -194,7 +216,7 @@ accelerator tcg · repro 0.1.0 · started 2026-11-22T20:00:00Z · finished 2026-
 | kernel | v1 | v2 |
 | --- | --- | --- |
 | 6.1 | ● 65533 cgroups ✅ | ○ 12 cgroups ✅ |
-| 6.12 | ● 65533 cgroups ⚠️ 2/3 | 💥 7 cgroups ❌ |
+| 6.12 | ● 65533 cgroups ⚠️ 2/3 · 67% [21–94%] | 💥 7 cgroups ❌ |
 
 ### pid-leak
 
@@ -256,6 +278,48 @@ from <code>memcg-fill__kernel=6.1__cgroup=v1/attempt-1/dmesg.log</code>
             "{got}"
         );
         assert!(!markdown(&mixed()).contains("Capped"));
+    }
+
+    #[test]
+    fn rates_rules_and_stale_rules_are_shown() {
+        use Outcome::*;
+        let mut s = summary();
+        let mut a = cell(
+            "kmem-leak",
+            "6.1",
+            "v1",
+            Expect::Reproduced,
+            &[Reproduced, Reproduced, NotReproduced],
+            1,
+        );
+        a.rule = Some(crate::model::RuleSource {
+            at: "matrix.toml:7".into(),
+            reason: Some("kmem accounting leaks".into()),
+            ..Default::default()
+        });
+        let mut b = cell(
+            "kmem-leak",
+            "6.12",
+            "v1",
+            Expect::Reproduced,
+            &[NotReproduced],
+            1,
+        );
+        b.rule = a.rule.clone();
+        s.cells = vec![a, b];
+        let got = markdown(&s);
+        assert!(got.contains("2/3 · 67% [21–94%]"), "{got}");
+        assert!(
+            got.contains(
+                "### Unexpected passes and stale rules\n\n- unexpected pass: matrix.toml:7: kmem accounting leaks \
+                 on kmem-leak/kernel=6.12/cgroup=v1: if the fix is in kernel 6.12, add `until = \"&gt;=6.12\"`"
+            ),
+            "{got}"
+        );
+        assert!(
+            got.contains("### Expectations\n\n- `kmem-leak[kernel=6.1,cgroup=v1]`: expect reproduced: matrix.toml:7: kmem accounting leaks\n"),
+            "{got}"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod junit;
 pub mod markdown;
 pub mod merge;
 pub mod render;
+pub mod stale;
 pub mod summary;
 pub mod symbols;
 pub mod terminal;

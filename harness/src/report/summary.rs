@@ -144,9 +144,59 @@ pub(crate) mod tests {
                 params: [("limit".to_string(), "100".to_string())].into(),
                 key_metric: Some("created".into()),
                 expect: Expect::Reproduced,
+                rule: None,
+                stale_rules: vec![],
                 attempts: vec![attempt(Outcome::Reproduced)],
             }],
         }
+    }
+
+    #[test]
+    fn rates_and_rules_are_written_and_read_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = summary();
+        let c = &mut s.cells[0];
+        c.attempts = vec![
+            attempt(Outcome::Reproduced),
+            attempt(Outcome::NotReproduced),
+        ];
+        c.expect = Expect::Rate(crate::model::RateExpect::parse("reproduced", ">= 0.5").unwrap());
+        c.rule = Some(crate::model::RuleSource {
+            at: "matrix.toml:3".into(),
+            reason: Some("r".into()),
+            ..Default::default()
+        });
+        s.write(tmp.path()).unwrap();
+        let back = RunSummary::read(tmp.path()).unwrap();
+        assert_eq!(back, s);
+        let v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        let cell = &v["cells"][0];
+        assert_eq!(cell["rate"]["hits"], 1);
+        assert_eq!(cell["rate"]["trials"], 2);
+        assert_eq!(cell["rate"]["rate"], 0.5);
+        assert!(cell["rate"]["ci95_low"].as_f64().unwrap() < 0.1);
+        assert_eq!(cell["expect"]["rate"]["cmp"], ">=");
+        assert_eq!(cell["rule"]["at"], "matrix.toml:3");
+    }
+
+    #[test]
+    fn an_older_summary_without_rates_or_rules_reads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = summary();
+        s.write(tmp.path()).unwrap();
+        let path = tmp.path().join("summary.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let cell = v["cells"][0].as_object_mut().unwrap();
+        cell.remove("rate");
+        assert!(cell.get("rule").is_none() && cell.get("stale_rules").is_none());
+        std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        let back = RunSummary::read(tmp.path()).unwrap();
+        assert_eq!(back.cells[0].rule, None);
+        assert_eq!(back.cells[0].rate().trials, 1);
     }
 
     #[test]

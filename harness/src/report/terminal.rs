@@ -4,6 +4,8 @@
 
 use crate::model::Attempt;
 use crate::model::{Event, EventSink};
+use crate::report::describe::{rate_short, rule_text};
+use crate::report::stale::stale_rules;
 use crate::report::{describe, symbols};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -231,8 +233,10 @@ impl EventSink for TerminalReporter {
     }
 }
 
-/// The end-of-run table: one row per cell with status, outcome, attempts
-/// and key metric.
+/// The end-of-run table: one row per cell with status, outcome, attempts,
+/// reproduction rate (cells with repeats) and key metric, the rule behind
+/// an expectation when it says why; then unexpected passes and stale
+/// rules with their edits.
 pub fn summary_table(s: &crate::report::RunSummary) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -245,8 +249,8 @@ pub fn summary_table(s: &crate::report::RunSummary) -> String {
         .max(4);
     let _ = writeln!(
         out,
-        "\n{:<width$}  {:<9} {:<15} {:>8}  key metric",
-        "cell", "status", "outcome", "attempts"
+        "\n{:<width$}  {:<9} {:<15} {:>8}  {:<16}  key metric",
+        "cell", "status", "outcome", "attempts", "rate [95% CI]"
     );
     for c in &s.cells {
         let metric = c
@@ -268,13 +272,20 @@ pub fn summary_table(s: &crate::report::RunSummary) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{:<width$}  {:<9} {:<15} {:>8}  {}",
+            "{:<width$}  {:<9} {:<15} {:>8}  {:<16}  {}",
             c.id(),
             c.status().as_str(),
             c.outcome().as_str(),
             c.attempts.len(),
+            rate_short(c).unwrap_or_else(|| "-".into()),
             metric.trim()
         );
+        if let Some(r) = rule_text(c) {
+            let _ = writeln!(out, "    {r}");
+        }
+    }
+    for r in stale_rules(s) {
+        let _ = writeln!(out, "{}", r.line());
     }
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     for c in &s.cells {
@@ -293,14 +304,31 @@ mod tests {
 
     #[test]
     fn table_lists_cells_with_status() {
-        let s = crate::report::summary::tests::summary();
+        let mut s = crate::report::summary::tests::summary();
         let t = summary_table(&s);
         assert!(
             t.contains("memcg-fill/kernel=6.1/cgroup=v1  passed    reproduced"),
             "{t}"
         );
+        assert!(t.contains("1  -                 created="), "{t}");
         assert!(t.contains("created=65533 cgroups"), "{t}");
         assert!(t.contains("1 cell(s): 1 passed"), "{t}");
+        s.cells[0].attempts = vec![
+            attempt(Outcome::Reproduced),
+            attempt(Outcome::NotReproduced),
+            attempt(Outcome::NotReproduced),
+        ];
+        s.cells[0].rule = Some(crate::model::RuleSource {
+            at: "m.toml:3".into(),
+            fixed_by: Some("v6.7".into()),
+            ..Default::default()
+        });
+        let t = summary_table(&s);
+        assert!(t.contains("3  33% [6–79%]       created="), "{t}");
+        assert!(
+            t.contains("\n    expect reproduced: m.toml:3 (fixed by v6.7)\n"),
+            "{t}"
+        );
     }
 
     #[test]

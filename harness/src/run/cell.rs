@@ -46,6 +46,8 @@ const RECONNECT_WAIT: Duration = Duration::from_secs(20);
 
 /// Settings shared by all cells of a run.
 pub struct RunContext<'a> {
+    /// The repository root the run uses (for `reproduce.sh`).
+    pub root: &'a Path,
     pub qemu: PathBuf,
     pub accel: Accel,
     pub key: &'a KeyPair,
@@ -123,6 +125,7 @@ pub fn run_attempt(
         limits: None,
         dropped: BTreeMap::new(),
     };
+    super::reproducer::write_for(ctx, cell, &attempt, &dir, None);
 
     if !cell.scenario.supports_cgroup(cell.key.cgroup) {
         attempt.outcome = Outcome::Skipped;
@@ -178,6 +181,7 @@ pub fn run_attempt(
             return attempt;
         }
     };
+    super::reproducer::write_for(ctx, cell, &attempt, &dir, Some(&vm.spec));
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], vm.spec.ssh_port));
     let host_key = rootfs.map_or(&kernel.host_key_blob, |r| &r.host_key_blob);
     let deadline = Instant::now() + ctx.boot_timeout;
@@ -1179,6 +1183,8 @@ mod tests {
             scenario: sc,
             params: BTreeMap::new(),
             expect: crate::model::Expect::Any,
+            rule: None,
+            stale_rules: vec![],
             repeat: 1,
             memory_mib: None,
             vcpus: None,

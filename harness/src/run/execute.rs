@@ -266,6 +266,7 @@ pub fn execute(
                     }
                     Ok((p, rootfs)) => {
                         let ctx = cell::RunContext {
+                            root: &opts.root,
                             qemu: qemu.clone(),
                             accel,
                             key: &key,
@@ -402,6 +403,8 @@ fn record(plan: &PlannedCell, attempts: Vec<Attempt>) -> CellRecord {
         params: plan.params.clone(),
         key_metric: plan.scenario.manifest.key_metric.clone(),
         expect: plan.expect,
+        rule: plan.rule.clone(),
+        stale_rules: plan.stale_rules.clone(),
         attempts,
     }
 }

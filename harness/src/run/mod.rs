@@ -8,6 +8,7 @@ pub mod execute;
 pub mod fixed_in;
 pub mod kubelet;
 pub mod prepare;
+pub mod reproducer;
 pub mod result;
 
 pub use execute::{execute, RunDone};
