@@ -390,11 +390,30 @@ impl Ctx {
         let new = RunSummary::read(new)?;
         let c = repro::report::compare::compare(&old, &new);
         print!("{}", if markdown { c.markdown() } else { c.text() });
-        Ok(if c.has_regressions() {
+        let m = repro::report::metrics::compare_metrics(&old, &new, &self.metric_specs());
+        print!("{}", if markdown { m.markdown() } else { m.text() });
+        Ok(if c.has_regressions() || m.has_regressions() {
             ExitStatus::Failed
         } else {
             ExitStatus::Success
         })
+    }
+
+    /// Each scenario's `[metrics.*]` (scenarios that do not load have none).
+    fn metric_specs(
+        &self,
+    ) -> std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, repro::scenario::MetricSpec>,
+    > {
+        repro::scenario::list(&self.root)
+            .map(|all| {
+                all.into_iter()
+                    .flatten()
+                    .map(|s| (s.name().to_string(), s.manifest.metrics.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn merge(&self, dirs: &[PathBuf], out: Option<PathBuf>) -> CommandResult {

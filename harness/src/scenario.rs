@@ -42,6 +42,10 @@ pub struct Manifest {
     pub requires: Vec<String>,
     #[serde(default)]
     pub key_metric: Option<String>,
+    /// `[metrics.NAME]`: which way a metric gets worse and its noise
+    /// floor, for `repro compare`.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, MetricSpec>,
     /// The scenario needs a root-filesystem guest (systemd as PID 1, the
     /// release's runc and containerd): on the initramfs guest it is
     /// `skipped`.
@@ -50,6 +54,28 @@ pub struct Manifest {
     pub seed: Seed,
     #[serde(default)]
     pub params: BTreeMap<String, ParamSpec>,
+}
+
+/// Which way a metric gets worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetricDirection {
+    HigherIsWorse,
+    LowerIsWorse,
+}
+
+/// `[metrics.NAME]` in `scenario.toml`: `direction` and `noise`, the
+/// relative change (0.05: 5%) below which a difference is noise.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSpec {
+    pub direction: MetricDirection,
+    #[serde(default = "default_noise")]
+    pub noise: f64,
+}
+
+fn default_noise() -> f64 {
+    0.05
 }
 
 fn one() -> u32 {

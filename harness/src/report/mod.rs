@@ -17,6 +17,7 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod merge;
+pub mod metrics;
 pub mod render;
 pub mod stale;
 pub mod summary;
