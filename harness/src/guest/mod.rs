@@ -510,6 +510,7 @@ mod tests {
     #[case("a b", "'a b'")]
     #[case("it's", "'it'\\''s'")]
     #[case("/repro/out", "/repro/out")]
+    #[case("6.1@6.1.115-1", "6.1@6.1.115-1")]
     #[case("$(reboot)", "'$(reboot)'")]
     fn quoting(#[case] s: &str, #[case] want: &str) {
         assert_eq!(shell_quote(s), want);

@@ -32,25 +32,6 @@ pub fn image_mib(bytes: u64) -> u64 {
     mib + mib / 5 + 32
 }
 
-/// Total size of the regular files under `dir`.
-fn tree_bytes(dir: &Path) -> Result<u64, DataDiskError> {
-    let io = |source| DataDiskError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut total = 0;
-    for e in std::fs::read_dir(dir).map_err(io)? {
-        let e = e.map_err(io)?;
-        let t = e.file_type().map_err(io)?;
-        if t.is_dir() {
-            total += tree_bytes(&e.path())?;
-        } else if t.is_file() {
-            total += e.metadata().map_err(io)?.len();
-        }
-    }
-    Ok(total)
-}
-
 /// The ext4 image of `src` (labelled `label`), built once at `dir/disk.ext4`
 /// (`dir` must be named by the content's hash: the image is never rebuilt).
 pub fn ensure_ext4(
@@ -62,7 +43,7 @@ pub fn ensure_ext4(
     let img = dir.join("disk.ext4");
     let lock = format!("datadisk-{}", dir.display());
     cache.build_dir_once(&lock, dir, ".disk-complete", |dir| {
-        let size = image_mib(tree_bytes(src)?);
+        let size = image_mib(super::inventory::du(src));
         let tmp = dir.join("disk.ext4.tmp");
         rootfs::mkfs_ext4(src, &tmp, size, label, &dir.join("mkfs.log")).map_err(|e| {
             DataDiskError::Mkfs {

@@ -20,7 +20,9 @@ pub struct Item {
     pub path: PathBuf,
 }
 
-fn du(p: &Path) -> u64 {
+/// Bytes under `p` (a file's length, a folder's contents, symlinks not
+/// followed); what cannot be read counts 0.
+pub fn du(p: &Path) -> u64 {
     let Ok(meta) = std::fs::symlink_metadata(p) else {
         return 0;
     };

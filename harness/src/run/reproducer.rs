@@ -8,6 +8,7 @@
 //! disk.
 
 use super::cell::RunContext;
+use crate::guest::shell_quote;
 use crate::images::kernel::KernelSpec;
 use crate::model::{Accel, Attempt, KernelInfo, Limits, RootfsInfo};
 use crate::plan::PlannedCell;
@@ -29,18 +30,6 @@ pub struct Reproducer<'a> {
     /// QEMU's program and arguments and the kernel command line, once
     /// the guest was started.
     pub qemu: Option<(Vec<String>, String)>,
-}
-
-/// `s` quoted for a POSIX shell (as is when it needs no quoting).
-pub fn quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%^".contains(&b));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
 }
 
 /// The `--kernel` value that names exactly this kernel: a local path as
@@ -136,7 +125,7 @@ pub fn script(r: &Reproducer) -> String {
         ));
     }
     if let Some((qemu, cmdline)) = &r.qemu {
-        let line: Vec<String> = qemu.iter().map(|a| quote(a)).collect();
+        let line: Vec<String> = qemu.iter().map(|a| shell_quote(a)).collect();
         s.push_str(&format!("# QEMU command line:\n#   {}\n", line.join(" ")));
         s.push_str(&format!("# kernel command line:\n#   {cmdline}\n"));
     }
@@ -155,15 +144,15 @@ pub fn script(r: &Reproducer) -> String {
         let file = k.alias.split(':').next().unwrap_or_default();
         s.push_str(&format!(
             "if [ -f {f} ]; then\n  echo {sum} | sha256sum -c --status - || {{ echo {msg} >&2; exit 2; }}\nfi\n",
-            f = quote(file),
-            sum = quote(&format!("{}  {file}", k.sha256)),
-            msg = quote(&format!(
+            f = shell_quote(file),
+            sum = shell_quote(&format!("{}  {file}", k.sha256)),
+            msg = shell_quote(&format!(
                 "{file} is not the kernel this attempt ran (sha256 {})",
                 k.sha256
             )),
         ));
     }
-    let line: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    let line: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
     s.push_str(&format!(
         "exec \"${{REPRO:-{}}}\" {} \"$@\"\n",
         r.repro.display(),
@@ -227,7 +216,6 @@ pub fn write(dir: &Path, r: &Reproducer) {
 mod tests {
     use super::*;
     use crate::model::{CellKey, Driver, Expect};
-    use rstest::rstest;
 
     fn cell(rootfs: bool) -> PlannedCell {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/memcg-fill");
@@ -287,16 +275,6 @@ mod tests {
                 )
             }),
         })
-    }
-
-    #[rstest]
-    #[case("it's", "'it'\\''s'")]
-    #[case("6.1@6.1.115-1", "6.1@6.1.115-1")]
-    #[case("", "''")]
-    #[case("a b", "'a b'")]
-    #[case("$(x)", "'$(x)'")]
-    fn quoting(#[case] s: &str, #[case] want: &str) {
-        assert_eq!(quote(s), want);
     }
 
     #[test]
